@@ -1,0 +1,28 @@
+"""Local development: DEBUG on, a throwaway secret key, and the developer conveniences.
+
+The debug toolbar and django-extensions are dev dependencies; they are switched on only
+when installed, so a production-style install (`--only main`) can still run this module.
+"""
+
+import importlib.util
+
+from .base import *  # noqa: F403
+from .base import INSTALLED_APPS, MIDDLEWARE
+
+DEBUG = True
+SECRET_KEY = SECRET_KEY or "django-insecure-development-only-key"  # noqa: F405
+ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]  # noqa: F405
+INTERNAL_IPS = ["127.0.0.1"]
+
+if importlib.util.find_spec("django_extensions"):
+    INSTALLED_APPS = [*INSTALLED_APPS, "django_extensions"]
+
+if importlib.util.find_spec("debug_toolbar"):
+    INSTALLED_APPS = [*INSTALLED_APPS, "debug_toolbar"]
+    MIDDLEWARE = ["debug_toolbar.middleware.DebugToolbarMiddleware", *MIDDLEWARE]
+
+if importlib.util.find_spec("coloredlogs"):
+    LOGGING["formatters"]["plain"] = {  # noqa: F405
+        "()": "coloredlogs.ColoredFormatter",
+        "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+    }

@@ -1,0 +1,18 @@
+"""Settings for pytest: the database is SQLite unless DATABASE_URL names another one.
+
+`make test` runs the suite once on SQLite and the database tests again with DATABASE_URL
+pointing at PostgreSQL, so both engines see the same tests.
+"""
+
+from .base import *  # noqa: F403
+from .base import BASE_DIR, database_from_environment
+
+DEBUG = False
+SECRET_KEY = "test-only-not-secret"
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+DATABASES = {"default": database_from_environment(BASE_DIR / "test-db.sqlite3")}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,0 +1,152 @@
+"""Writing bars into the store: idempotent, fast, one transaction per batch.
+
+Every writer of bars (CSV import, CoinAPI update) goes through `insert_bars`, so the rule
+"a bar already stored is never changed or duplicated" lives in one place. It is enforced by
+the database (the unique constraint plus INSERT OR IGNORE / ON CONFLICT DO NOTHING), not by
+a read-then-write race in Python.
+
+Why not `bulk_create(ignore_conflicts=True)`: it builds a model instance per row and a
+multi-row INSERT per batch, several times slower than the engines' own bulk paths, and it
+cannot say how many rows were really inserted. We use the fastest path each engine has
+(sqlite3 executemany; PostgreSQL COPY into a staging table) and keep bulk_create as the
+fallback for other engines.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from itertools import repeat
+
+import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+
+from predictor.models import Stock
+
+BAR_VALUE_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    """What every bar of one batch shares."""
+
+    symbol: str
+    bar_length: str
+    exchange: str = ""
+    source: str = ""
+
+
+def insert_bars(key: SeriesKey, bars: pd.DataFrame) -> int:
+    """Store bars not yet stored and return how many were new; existing bars stay untouched.
+
+    `bars` has a timezone-aware `time` column and the BAR_VALUE_FIELDS. The batch is one
+    transaction: an interruption leaves either all of it or none of it.
+    """
+    if bars.empty:
+        return 0
+    with transaction.atomic():
+        if connection.vendor == "sqlite":
+            return _insert_sqlite(key, bars)
+        if connection.vendor == "postgresql":
+            return _insert_postgresql(key, bars)
+        return _insert_generic(key, bars)
+
+
+def sqlite_datetime_text(times: pd.Series) -> np.ndarray:
+    """UTC times as Django's SQLite backend stores them: 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
+
+    Formatting millions of datetimes one by one takes seconds; numpy does it in one pass.
+    """
+    values = times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    whole = values.astype("datetime64[s]")
+    unit = "us" if (values != whole).any() else "s"
+    text = np.datetime_as_string(values if unit == "us" else whole, unit=unit)
+    chars = text.astype(f"U{text.dtype.itemsize // 4}").view("U1").reshape(len(text), -1)
+    chars[:, 10] = " "  # ISO 'T' separator -> Django's space
+    return chars.view(text.dtype).ravel()
+
+
+def _value_columns(bars: pd.DataFrame) -> list[list[float]]:
+    return [bars[name].to_numpy(dtype="float64").tolist() for name in BAR_VALUE_FIELDS]
+
+
+def _insert_sqlite(key: SeriesKey, bars: pd.DataFrame) -> int:
+    table = Stock._meta.db_table
+    rows = list(
+        zip(
+            repeat(key.symbol),
+            repeat(key.bar_length),
+            sqlite_datetime_text(bars["time"]).tolist(),
+            *_value_columns(bars),
+            repeat(key.exchange),
+            repeat(key.source),
+            strict=False,
+        )
+    )
+    sql = (
+        f'INSERT OR IGNORE INTO "{table}" '
+        '("symbol", "bar_length", "time", "open", "high", "low", "close", "volume", '
+        '"exchange", "source") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)'
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+        return cursor.rowcount
+
+
+def postgresql_copy_buffer(bars: pd.DataFrame) -> io.StringIO:
+    """Tab-separated rows of epoch seconds and values, the cheapest text COPY parses."""
+    epoch = bars["time"].dt.tz_convert("UTC").to_numpy(dtype="datetime64[us]").astype("int64")
+    frame = pd.DataFrame({"epoch": epoch / 1e6})
+    for name in BAR_VALUE_FIELDS:
+        frame[name] = bars[name].to_numpy(dtype="float64")
+    buffer = io.StringIO()
+    frame.to_csv(buffer, sep="\t", header=False, index=False, float_format="%.17g")
+    buffer.seek(0)
+    return buffer
+
+
+def _insert_postgresql(key: SeriesKey, bars: pd.DataFrame) -> int:
+    table = Stock._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS stock_import_staging ("
+            "epoch double precision, open double precision, high double precision, "
+            "low double precision, close double precision, volume double precision"
+            ") ON COMMIT DELETE ROWS"
+        )
+        cursor.cursor.copy_expert(
+            "COPY stock_import_staging FROM STDIN", postgresql_copy_buffer(bars)
+        )
+        cursor.execute(
+            f'INSERT INTO "{table}" ("symbol", "bar_length", "time", "open", "high", "low", '
+            '"close", "volume", "exchange", "source") '
+            "SELECT %s, %s, to_timestamp(epoch), open, high, low, close, volume, %s, %s "
+            "FROM stock_import_staging "
+            'ON CONFLICT ("symbol", "bar_length", "time") DO NOTHING',
+            [key.symbol, key.bar_length, key.exchange, key.source],
+        )
+        return cursor.rowcount
+
+
+def _insert_generic(key: SeriesKey, bars: pd.DataFrame) -> int:
+    series = Stock.objects.filter(symbol=key.symbol, bar_length=key.bar_length)
+    times = bars["time"]
+    window = series.filter(time__gte=times.min(), time__lte=times.max())
+    before = window.count()
+    Stock.objects.bulk_create(
+        (
+            Stock(
+                symbol=key.symbol,
+                bar_length=key.bar_length,
+                time=time,
+                exchange=key.exchange,
+                source=key.source,
+                **dict(zip(BAR_VALUE_FIELDS, values, strict=True)),
+            )
+            for time, *values in zip(times.dt.to_pydatetime(), *_value_columns(bars), strict=True)
+        ),
+        batch_size=5000,
+        ignore_conflicts=True,
+    )
+    return window.count() - before

@@ -1,0 +1,411 @@
+"""Read the CryptoDataDownload family of OHLCV CSV layouts into one clean shape.
+
+CryptoDataDownload has published the same data in several layouts over the years
+(a "Created on ..." line or none, `Unix Timestamp`/`unix`/no unix column, seconds or
+milliseconds, `Volume`/`Volume BTC`/`Volume From`, `2019-07-30 01-AM` dates, newest or
+oldest bar first). Everything here turns any of them into chunks of bars with a
+timezone-aware UTC opening time, and lists the rows it cannot trust instead of storing them.
+
+No Django imports: notebooks and benchmarks read files with this module alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from utils.timeframes import timeframe_from_seconds
+
+PRICE_FIELDS = ("open", "high", "low", "close")
+BAR_FIELDS = ("time", *PRICE_FIELDS, "volume")
+
+KNOWN_EXCHANGES = {
+    "gemini": "Gemini",
+    "binance": "Binance",
+    "binanceus": "BinanceUS",
+    "bitstamp": "Bitstamp",
+    "coinbase": "Coinbase",
+    "gdax": "Coinbase",
+    "kraken": "Kraken",
+    "bitfinex": "Bitfinex",
+    "poloniex": "Poloniex",
+    "kucoin": "KuCoin",
+}
+
+# File-name tokens CryptoDataDownload uses for the bar length.
+_FILENAME_TIMEFRAMES = {
+    "minute": "1m",
+    "min": "1m",
+    "1min": "1m",
+    "1m": "1m",
+    "hour": "1h",
+    "hourly": "1h",
+    "h": "1h",
+    "1h": "1h",
+    "1hr": "1h",
+    "d": "1d",
+    "day": "1d",
+    "daily": "1d",
+    "1d": "1d",
+}
+
+# Date layouts seen in these files, most common first; ISO 8601 catches the rest.
+_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %I-%p",
+    "%Y-%m-%d",
+    "%m/%d/%Y %H:%M",
+    "ISO8601",
+)
+
+_QUOTE_CURRENCIES = ("USDT", "USDC", "BUSD", "USD", "EUR", "GBP", "BTC", "ETH", "DAI", "JPY")
+_BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
+
+
+class CsvFormatError(ValueError):
+    """The file cannot be read as an OHLCV CSV at all; the message says why."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row that was read but not stored, and why."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """Where each field lives in one file, found from its first lines and its name."""
+
+    path: Path
+    header_line: int  # 1-based line number of the column header
+    columns: dict[str, str]  # our field name -> the file's column name
+    exchange: str
+    symbol_from_name: str | None
+    timeframe_from_name: str | None
+
+    @property
+    def has_unix(self) -> bool:
+        return "unix" in self.columns
+
+    @property
+    def has_date(self) -> bool:
+        return "date" in self.columns
+
+
+@dataclass
+class BarChunk:
+    """Up to `chunk_rows` rows of one file, parsed: trustworthy bars and rejected rows."""
+
+    bars: pd.DataFrame  # columns BAR_FIELDS; time is datetime64[ns, UTC]
+    symbols: pd.Series  # the file's symbol column for `bars` (empty if it has none)
+    rejected: list[Rejection] = field(default_factory=list)
+    rows_read: int = 0
+    first_data_line: int = 2  # file line of the row at index 0: bars keep file positions
+    skipped_lines: tuple[int, ...] = ()  # malformed lines pandas dropped before this chunk's end
+
+    def lines_of(self, index: pd.Index) -> list[int]:
+        """File line numbers of rows of `bars`, by their index."""
+        return file_lines(np.asarray(index), self.first_data_line, self.skipped_lines)
+
+
+def file_lines(positions: np.ndarray, first_data_line: int, skipped: tuple[int, ...]) -> list[int]:
+    """Row positions to file lines; lines pandas skipped (too many fields) shift the rest."""
+    lines = np.asarray(positions, dtype="int64") + first_data_line
+    for skipped_line in sorted(skipped):
+        lines[lines >= skipped_line] += 1
+    return lines.tolist()
+
+
+def normalise_symbol(raw: str) -> str:
+    """'BTC/USD', 'btc-usd' and 'BTCUSD' all name the same pair: BTCUSD."""
+    return re.sub(r"[^A-Za-z0-9]", "", str(raw)).upper()
+
+
+def base_currency(symbol: str) -> str | None:
+    """The traded asset of a pair (BTC for BTCUSD), used to pick the right volume column."""
+    for quote in _QUOTE_CURRENCIES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)]
+    return None
+
+
+def _normalise_header(name: str) -> str:
+    return re.sub(r"[\s_]+", " ", name.strip().lower())
+
+
+def _hints_from_filename(path: Path) -> tuple[str, str | None, str | None]:
+    """Exchange, symbol and bar length from names like Gemini_BTCUSD_1h.csv."""
+    tokens = [t for t in re.split(r"[_\-\s.]+", path.stem) if t]
+    exchange = ""
+    symbol = None
+    timeframe = None
+    for token in tokens:
+        lower = token.lower()
+        if not exchange and lower in KNOWN_EXCHANGES:
+            exchange = KNOWN_EXCHANGES[lower]
+        elif lower in _FILENAME_TIMEFRAMES:
+            timeframe = _FILENAME_TIMEFRAMES[lower]
+        elif symbol is None and re.fullmatch(r"[A-Za-z]{5,12}", token) and token.isupper():
+            symbol = token
+    return exchange, symbol, timeframe
+
+
+def _pick_volume_column(headers: dict[str, str], symbol_hint: str | None) -> str | None:
+    """The base-currency volume: `Volume`, `Volume BTC` for BTCUSD, `Volume From`, ..."""
+    volume_columns = {norm: raw for norm, raw in headers.items() if norm.startswith("volume")}
+    if not volume_columns:
+        return None
+    for preferred in ("volume", "volume from"):
+        if preferred in volume_columns:
+            return volume_columns[preferred]
+    base = base_currency(symbol_hint) if symbol_hint else None
+    if base and f"volume {base.lower()}" in volume_columns:
+        return volume_columns[f"volume {base.lower()}"]
+    quote_names = {f"volume {q.lower()}" for q in _QUOTE_CURRENCIES} | {"volume to"}
+    for norm, raw in volume_columns.items():
+        if norm not in quote_names:
+            return raw
+    return next(iter(volume_columns.values()))
+
+
+def _read_head(path: Path, lines: int = 3) -> list[str]:
+    try:
+        with path.open("r", encoding="utf-8-sig", newline="") as handle:
+            return [handle.readline() for _ in range(lines)]
+    except UnicodeDecodeError as error:
+        raise CsvFormatError(f"{path}: not a UTF-8 text file ({error.reason})") from error
+    except OSError as error:
+        raise CsvFormatError(f"{path}: cannot open ({error.strerror})") from error
+
+
+def _first_data_symbol(path: Path, header_line: int, column: str) -> str | None:
+    with path.open("r", encoding="utf-8-sig", newline="") as handle:
+        for _ in range(header_line - 1):
+            handle.readline()
+        reader = csv.DictReader(handle)
+        for row in reader:
+            value = (row.get(column) or "").strip()
+            if value:
+                return normalise_symbol(value)
+    return None
+
+
+def detect_layout(path: Path) -> CsvLayout:
+    """Find the header line and map the file's columns onto ours."""
+    head = _read_head(path)
+    if not head[0]:
+        raise CsvFormatError(f"{path}: the file is empty")
+    header_index = 0
+    if "cryptodatadownload" in head[0].lower() or head[0].lower().startswith("created on"):
+        header_index = 1
+    header_text = head[header_index].strip("\r\n")
+    if not header_text:
+        raise CsvFormatError(f"{path}: no column header on line {header_index + 1}")
+    raw_headers = next(csv.reader([header_text]))
+    headers = {_normalise_header(h): h for h in raw_headers if h.strip()}
+
+    columns: dict[str, str] = {}
+    for name in ("unix timestamp", "unix", "timestamp"):
+        if name in headers:
+            columns["unix"] = headers[name]
+            break
+    for name in ("date", "datetime", "time"):
+        if name in headers:
+            columns["date"] = headers[name]
+            break
+    if "symbol" in headers:
+        columns["symbol"] = headers["symbol"]
+    missing = [f for f in PRICE_FIELDS if f not in headers]
+    if missing or not ({"unix", "date"} & columns.keys()):
+        need = ", ".join(missing) if missing else "a Unix Timestamp or Date column"
+        raise CsvFormatError(
+            f"{path}: line {header_index + 1} is not an OHLCV header (missing {need}); "
+            f"found columns: {', '.join(raw_headers)}"
+        )
+    for price in PRICE_FIELDS:
+        columns[price] = headers[price]
+
+    exchange, symbol_hint, timeframe_hint = _hints_from_filename(path)
+    if "symbol" in columns:
+        symbol_hint = _first_data_symbol(path, header_index + 1, columns["symbol"]) or symbol_hint
+    volume = _pick_volume_column(headers, symbol_hint)
+    if volume is None:
+        raise CsvFormatError(f"{path}: no volume column (expected Volume, Volume BTC, ...)")
+    columns["volume"] = volume
+    return CsvLayout(
+        path=path,
+        header_line=header_index + 1,
+        columns=columns,
+        exchange=exchange,
+        symbol_from_name=symbol_hint,
+        timeframe_from_name=timeframe_hint,
+    )
+
+
+def unix_to_datetime(values: pd.Series) -> pd.Series:
+    """Seconds, milliseconds or microseconds since the epoch, even mixed, to UTC times.
+
+    CryptoDataDownload switched units part-way through some files, so the unit is decided
+    per value by its magnitude: no bar of real data is older than 1973 (1e11 ms) or later
+    than 5138 (1e11 s).
+    """
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    scale = np.where(numbers >= 1e14, 1e3, np.where(numbers >= 1e11, 1e6, 1e9))
+    nanoseconds = np.round(numbers * scale)
+    valid = np.isfinite(nanoseconds) & (np.abs(nanoseconds) < 9.2e18)
+    result = np.full(len(numbers), np.datetime64("NaT"), dtype="datetime64[ns]")
+    result[valid] = nanoseconds[valid].astype("int64").view("datetime64[ns]")
+    return pd.Series(result, index=values.index).dt.tz_localize("UTC")
+
+
+def parse_dates(values: pd.Series) -> pd.Series:
+    """Parse the Date column in any of the layouts above, as UTC; unparseable gives NaT."""
+    text = values.astype("string").str.strip()
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    todo = text.notna()
+    for fmt in _DATE_FORMATS:
+        if not todo.any():
+            break
+        attempt = pd.to_datetime(text[todo], format=fmt, errors="coerce", utc=True)
+        attempt = attempt.dt.as_unit("ns")
+        parsed.loc[attempt.index] = attempt
+        todo = todo & parsed.isna()
+    return parsed
+
+
+def _bar_times(frame: pd.DataFrame, layout: CsvLayout) -> pd.Series:
+    """Unix timestamp where present and valid, else the Date column."""
+    if layout.has_unix:
+        times = unix_to_datetime(frame["unix"])
+        if layout.has_date and times.isna().any():
+            missing = times.isna()
+            times.loc[missing] = parse_dates(frame.loc[missing, "date"])
+        return times
+    return parse_dates(frame["date"])
+
+
+def _rejection_reasons(bars: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
+    """One reason per untrustworthy row (empty string for good rows), checked in order."""
+    prices = bars[list(PRICE_FIELDS)]
+    checks = [
+        (bars["time"].isna(), "date cannot be parsed"),
+        (prices.isna().any(axis=1), "a price is missing or not a number"),
+        ((prices <= 0).any(axis=1), "a price is 0 or negative"),
+        (bars["high"] < bars["low"], "high is below low"),
+        (
+            (bars[["open", "close"]].max(axis=1) > bars["high"])
+            | (bars[["open", "close"]].min(axis=1) < bars["low"]),
+            "open or close lies outside low..high",
+        ),
+        (bars["volume"].isna(), "volume is missing or not a number"),
+        (bars["volume"] < 0, "volume is negative"),
+    ]
+    reasons = pd.Series("", index=bars.index, dtype=object)
+    for mask, reason in reversed(checks):
+        reasons = reasons.mask(mask.to_numpy(), reason)
+    unparsed = bars["time"].isna()
+    if unparsed.any():
+        source = raw["date"] if "date" in raw else raw["unix"]
+        shown = source[unparsed].astype("string").fillna("")
+        reasons[unparsed] = "date cannot be parsed: " + shown.map(repr)
+    return reasons
+
+
+def iter_bar_chunks(layout: CsvLayout, chunk_rows: int = 100_000) -> Iterator[BarChunk]:
+    """Stream the file in chunks of bounded size; memory does not grow with the file."""
+    usecols = list(dict.fromkeys(layout.columns.values()))
+    rename = {raw: ours for ours, raw in layout.columns.items()}
+    first_data_line = layout.header_line + 1
+    skipped: list[int] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        reader = pd.read_csv(
+            layout.path,
+            skiprows=layout.header_line - 1,
+            usecols=usecols,
+            chunksize=chunk_rows,
+            encoding="utf-8-sig",
+            skip_blank_lines=False,
+            on_bad_lines="warn",
+            dtype={layout.columns[c]: "string" for c in ("date", "symbol") if c in layout.columns},
+            skipinitialspace=True,
+        )
+        try:
+            for raw in reader:
+                raw = raw.rename(columns=rename)
+                rejected = _bad_line_rejections(caught, layout.header_line)
+                skipped.extend(r.line for r in rejected)
+                yield _parse_chunk(raw, layout, first_data_line, rejected, tuple(skipped))
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
+            raise CsvFormatError(f"{layout.path}: cannot be parsed as CSV ({error})") from error
+
+
+def _bad_line_rejections(caught: list, header_line: int) -> list[Rejection]:
+    """pandas skips rows with too many fields and warns; turn those warnings into rejections."""
+    rejections = []
+    for warning in caught:
+        for number, reason in _BAD_LINE.findall(str(warning.message)):
+            # pandas counts lines from the header it was given, 1-based.
+            rejections.append(Rejection(header_line - 1 + int(number), reason.strip()))
+    caught.clear()
+    return rejections
+
+
+def _parse_chunk(
+    raw: pd.DataFrame,
+    layout: CsvLayout,
+    first_data_line: int,
+    rejected: list[Rejection],
+    skipped: tuple[int, ...],
+) -> BarChunk:
+    raw = raw.dropna(how="all")  # blank lines: not rows, but they keep line numbers true
+    bars = pd.DataFrame(index=raw.index)
+    bars["time"] = _bar_times(raw, layout)
+    for name in (*PRICE_FIELDS, "volume"):
+        bars[name] = pd.to_numeric(raw[name], errors="coerce").astype("float64")
+    reasons = _rejection_reasons(bars, raw)
+    bad = reasons != ""
+    lines = file_lines(raw.index[bad.to_numpy()], first_data_line, skipped)
+    rows_read = len(raw) + len(rejected)  # pandas dropped the malformed lines from `raw`
+    rejected = rejected + [Rejection(line, r) for line, r in zip(lines, reasons[bad], strict=True)]
+    good = ~bad.to_numpy()
+    symbols = raw["symbol"][good] if "symbol" in raw else pd.Series(dtype="string")
+    return BarChunk(
+        bars=bars[good],
+        symbols=symbols,
+        rejected=sorted(rejected, key=lambda r: r.line),
+        rows_read=rows_read,
+        first_data_line=first_data_line,
+        skipped_lines=skipped,
+    )
+
+
+def infer_timeframe(times: pd.Series) -> str | None:
+    """The bar length, as the most common spacing between consecutive distinct bars."""
+    distinct = np.unique(times.dropna().to_numpy(dtype="datetime64[s]").astype("int64"))
+    if len(distinct) < 2:
+        return None
+    steps = np.diff(distinct)
+    values, counts = np.unique(steps, return_counts=True)
+    return timeframe_from_seconds(int(values[np.argmax(counts)]))
+
+
+def count_data_lines(path: Path) -> int:
+    """Lines in the file, counted in binary blocks: cheap enough to size a progress bar."""
+    count = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
