@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -111,3 +112,32 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+
+def coinapi_symbol_ids(defaults: dict[str, str], text: str) -> dict[str, str]:
+    """Symbol -> CoinAPI symbol id: the defaults, overridden by 'BTCUSD=ID,ETHUSD=ID' text."""
+    mapping = dict(defaults)
+    for entry in text.replace(";", ",").split(","):
+        if not entry.strip():
+            continue
+        symbol, sep, symbol_id = entry.partition("=")
+        if not sep or not symbol.strip() or not symbol_id.strip():
+            raise ImproperlyConfigured(
+                f"COINAPI_SYMBOL_IDS entry {entry.strip()!r} is not SYMBOL=COINAPI_SYMBOL_ID"
+            )
+        mapping[symbol.strip().upper()] = symbol_id.strip().upper()
+    return mapping
+
+
+# CoinAPI, for ./manage.py update_stocks. The key is a secret: it only ever comes from the
+# environment. Symbols not listed map to <exchange of their stored bars>_SPOT_<BASE>_<QUOTE>
+# (Gemini CSVs: BTCUSD -> GEMINI_SPOT_BTC_USD); list a symbol here, or in the environment as
+# COINAPI_SYMBOL_IDS="BTCUSD=BITSTAMP_SPOT_BTC_USD,ETHUSD=...", to fetch it from elsewhere.
+COINAPI_KEY = os.environ.get("COINAPI_KEY", "")
+COINAPI_URL = os.environ.get("COINAPI_URL", "https://rest.coinapi.io")
+COINAPI_TIMEOUT = float(os.environ.get("COINAPI_TIMEOUT", "30"))  # seconds per socket read
+COINAPI_MAX_RETRIES = int(os.environ.get("COINAPI_MAX_RETRIES", "5"))
+COINAPI_BACKOFF = float(os.environ.get("COINAPI_BACKOFF", "1"))  # seconds, doubled per retry
+COINAPI_MAX_RETRY_AFTER = float(os.environ.get("COINAPI_MAX_RETRY_AFTER", "120"))
+COINAPI_PAGE_LIMIT = int(os.environ.get("COINAPI_PAGE_LIMIT", "10000"))  # bars per request
+COINAPI_SYMBOL_IDS = coinapi_symbol_ids({}, os.environ.get("COINAPI_SYMBOL_IDS", ""))

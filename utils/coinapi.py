@@ -1,0 +1,438 @@
+"""A small CoinAPI REST v1 client for OHLCV history: no Django, only `requests`.
+
+Retries: transient failures (429, 5xx, timeouts, refused or dropped connections before the
+answer's headers) are retried by urllib3's `Retry`, mounted on the session through an
+HTTPAdapter. It is the retry code every `requests` user already runs, and it does exponential
+backoff, jitter and Retry-After correctly; writing our own would only add bugs. It cannot see
+what happens after the headers (requests reads the body later), so a body cut mid-read or a
+body that is not the JSON list CoinAPI promises is retried here, around it, with a second
+`Retry` of the same size so the backoff and the budget follow the same rules.
+
+Items are checked one by one: a bad item is reported with its position and left out, never
+stored, and never stops the good items of its page.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ProtocolError
+from urllib3.util.retry import Retry
+
+DEFAULT_URL = "https://rest.coinapi.io"
+MAX_LIMIT = 100_000  # CoinAPI's largest page
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+BAR_COLUMNS = ("time", "open", "high", "low", "close", "volume")
+_PRICE_FIELDS = ("price_open", "price_high", "price_low", "price_close")
+
+# CoinAPI's periods, by length in seconds; see https://docs.coinapi.io (OHLCV, list periods).
+_PERIOD_UNITS = (("DAY", 86400), ("HRS", 3600), ("MIN", 60), ("SEC", 1))
+_PERIODS = {
+    "SEC": {1, 2, 3, 4, 5, 6, 10, 15, 20, 30},
+    "MIN": {1, 2, 3, 4, 5, 6, 10, 15, 20, 30},
+    "HRS": {1, 2, 3, 4, 6, 8, 12},
+    "DAY": {1, 2, 3, 5, 7, 10},
+}
+
+# The names our CSV import stores in Stock.exchange, as CoinAPI spells the exchange id.
+EXCHANGE_IDS = {
+    "Gemini": "GEMINI",
+    "Binance": "BINANCE",
+    "BinanceUS": "BINANCEUS",
+    "Bitstamp": "BITSTAMP",
+    "Coinbase": "COINBASE",
+    "Kraken": "KRAKEN",
+    "Bitfinex": "BITFINEX",
+    "Poloniex": "POLONIEX",
+    "KuCoin": "KUCOIN",
+}
+_QUOTES = ("USDT", "USDC", "BUSD", "USD", "EUR", "GBP", "JPY", "DAI", "BTC", "ETH")
+
+
+class CoinApiError(Exception):
+    """Any failure talking to CoinAPI; the message is one line meant for a person."""
+
+
+class CoinApiAuthError(CoinApiError):
+    """401/403: the key is wrong, expired or lacks the right to this data."""
+
+
+class CoinApiRetriesExhausted(CoinApiError):
+    """The server kept failing (or rate limiting) through the whole retry budget."""
+
+
+class CoinApiMalformedResponse(CoinApiError):
+    """The answer was not the JSON list of items the protocol promises, even after retries."""
+
+
+class CoinApiRequestError(CoinApiError):
+    """Any other 4xx: the request itself is wrong (unknown symbol id, bad period...)."""
+
+
+@dataclass(frozen=True)
+class InvalidItem:
+    """An item left out of a page: its 1-based position in the page and why."""
+
+    position: int
+    reason: str
+    time: datetime | None = None
+
+
+@dataclass
+class OhlcvPage:
+    """One answer, parsed. `bars` holds only valid items inside the range asked for."""
+
+    time_start: datetime
+    time_end: datetime
+    items: int = 0
+    bars: pd.DataFrame = field(default_factory=lambda: empty_bars())
+    invalid: list[InvalidItem] = field(default_factory=list)
+    dropped: int = 0  # items before time_start, at or after time_end, or repeated
+    last_time: datetime | None = None  # latest period start in range, valid or not
+    requests: int = 0  # HTTP requests this page took, retries included
+
+
+def empty_bars() -> pd.DataFrame:
+    frame = pd.DataFrame({name: pd.Series(dtype="float64") for name in BAR_COLUMNS})
+    frame["time"] = pd.Series(dtype="datetime64[us, UTC]")
+    return frame
+
+
+def period_id(bar_seconds: int) -> str:
+    """CoinAPI's period for a bar length: 60 -> '1MIN', 3600 -> '1HRS', 604800 -> '7DAY'."""
+    for unit, size in _PERIOD_UNITS:
+        if bar_seconds % size == 0 and bar_seconds // size in _PERIODS[unit]:
+            return f"{bar_seconds // size}{unit}"
+    raise ValueError(f"CoinAPI has no OHLCV period of {bar_seconds} seconds")
+
+
+def exchange_id(exchange: str) -> str:
+    """CoinAPI's id for an exchange name as we store it ('Gemini' -> 'GEMINI')."""
+    return EXCHANGE_IDS.get(exchange, re.sub(r"[^A-Z0-9]", "", exchange.upper()))
+
+
+def exchange_name(symbol_id: str) -> str:
+    """The stored exchange name for a symbol id ('BITSTAMP_SPOT_BTC_USD' -> 'Bitstamp')."""
+    code = symbol_exchange_id(symbol_id)
+    names = {value: key for key, value in EXCHANGE_IDS.items()}
+    return names.get(code, code.title())
+
+
+def symbol_exchange_id(symbol_id: str) -> str:
+    """The exchange part of a CoinAPI symbol id: everything before the first underscore."""
+    return symbol_id.split("_", 1)[0].upper()
+
+
+def default_symbol_id(symbol: str, exchange: str) -> str:
+    """The spot market of a pair on an exchange: ('BTCUSD', 'Gemini') -> GEMINI_SPOT_BTC_USD."""
+    pair = symbol.upper()
+    for quote in _QUOTES:
+        if pair.endswith(quote) and len(pair) > len(quote):
+            return f"{exchange_id(exchange)}_SPOT_{pair[: -len(quote)]}_{quote}"
+    raise ValueError(
+        f"cannot tell the base and quote currencies of {symbol!r}: give its CoinAPI symbol id "
+        f"(e.g. {symbol}=GEMINI_SPOT_XXX_USD)"
+    )
+
+
+def iso_utc(moment: datetime) -> str:
+    """A UTC time the way CoinAPI takes it in a query: 2021-01-01T00:00:00."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class _CappedRetry(Retry):
+    """urllib3's Retry, but never sleeping longer than `max_retry_after` for Retry-After.
+
+    CoinAPI answers an exhausted daily quota with 429 and a Retry-After of hours; a scheduled
+    job should give up and say so rather than hang until tomorrow.
+    """
+
+    max_retry_after: float = 120.0
+
+    def new(self, **kwargs) -> _CappedRetry:
+        fresh = super().new(**kwargs)
+        fresh.max_retry_after = self.max_retry_after
+        return fresh
+
+    def get_retry_after(self, response) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self.max_retry_after)
+
+
+class CoinApiClient:
+    """OHLCV history from CoinAPI REST v1, with retries, typed errors and paging."""
+
+    def __init__(
+        self,
+        key: str,
+        base_url: str = DEFAULT_URL,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        backoff_max: float = 60.0,
+        max_retry_after: float = 120.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.requests_sent = 0
+        self._retry = _CappedRetry(
+            total=max_retries,
+            backoff_factor=backoff,
+            backoff_jitter=backoff,
+            backoff_max=backoff_max,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,  # hand back the last answer so we can say what it was
+        )
+        self._retry.max_retry_after = max_retry_after
+        self.session = requests.Session()
+        self.session.headers.update({"X-CoinAPI-Key": key, "Accept": "application/json"})
+        self.session.mount(self.base_url, HTTPAdapter(max_retries=self._retry))
+
+    def close(self) -> None:
+        self.session.close()
+
+    def ohlcv_history(
+        self,
+        symbol_id: str,
+        period: str,
+        time_start: datetime,
+        time_end: datetime,
+        limit: int = MAX_LIMIT,
+    ) -> OhlcvPage:
+        """One page of bars with period start in [time_start, time_end)."""
+        params = {
+            "period_id": period,
+            "time_start": iso_utc(time_start),
+            "time_end": iso_utc(time_end),
+            "limit": limit,
+        }
+        before = self.requests_sent
+        items = self._get_json(f"/v1/ohlcv/{symbol_id}/history", params)
+        page = parse_page(items, time_start, time_end, period_seconds(period))
+        page.requests = self.requests_sent - before
+        return page
+
+    def iter_ohlcv(
+        self,
+        symbol_id: str,
+        period: str,
+        start: datetime,
+        end: datetime,
+        limit: int = MAX_LIMIT,
+    ) -> Iterator[OhlcvPage]:
+        """Pages covering [start, end); each next page starts one period after the last seen.
+
+        A short page does not mean the end (a server may cap pages below `limit`): paging
+        stops only at `end` or at a page with nothing new in range. Items overlapping an
+        earlier page fall before the next page's start and are dropped by `parse_page`.
+        """
+        step = timedelta(seconds=period_seconds(period))
+        cursor = start
+        while cursor < end:
+            page = self.ohlcv_history(symbol_id, period, cursor, end, limit)
+            yield page
+            if page.last_time is None or page.last_time < cursor:
+                return
+            cursor = page.last_time + step
+
+    def _get_json(self, path: str, params: dict) -> list:
+        """GET and decode, retrying a body that breaks off mid-read or is not a JSON list."""
+        retry = self._retry
+        while True:
+            try:
+                return decode_items(self._get_body(path, params))
+            except (_BrokenBody, CoinApiMalformedResponse) as error:
+                try:
+                    retry = retry.increment("GET", path, error=ProtocolError(str(error)))
+                except MaxRetryError:
+                    if isinstance(error, CoinApiMalformedResponse):
+                        raise
+                    raise CoinApiRetriesExhausted(
+                        f"CoinAPI answers kept breaking off after {self.max_retries + 1} "
+                        f"tries: {error}"
+                    ) from error
+                retry.sleep()
+
+    def _get_body(self, path: str, params: dict) -> bytes:
+        """One GET (urllib3 retries inside it) and its whole body, or a typed error."""
+        try:
+            response = self.session.get(
+                self.base_url + path, params=params, timeout=self.timeout, stream=True
+            )
+        except requests.RequestException as error:
+            self.requests_sent += self.max_retries + 1
+            raise CoinApiRetriesExhausted(
+                f"CoinAPI could not be reached after {self.max_retries + 1} tries: {_short(error)}"
+            ) from error
+        with response:
+            self.requests_sent += _attempts(response)
+            _raise_for_status(response)
+            try:
+                return response.content
+            except requests.RequestException as error:
+                raise _BrokenBody(f"the answer broke off mid-body: {_short(error)}") from error
+
+
+class _BrokenBody(CoinApiError):
+    """The headers came, the body did not (connection cut, read timeout): worth a retry."""
+
+
+def _attempts(response: requests.Response) -> int:
+    """Requests urllib3 made for this answer: the failed ones in its history, plus this one."""
+    retries = getattr(response.raw, "retries", None)
+    return 1 + (len(retries.history) if retries is not None else 0)
+
+
+def _raise_for_status(response: requests.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    detail = _error_detail(response)
+    if status in (401, 403):
+        raise CoinApiAuthError(
+            f"CoinAPI rejected the key (HTTP {status}{detail}): check COINAPI_KEY"
+        )
+    if status in RETRY_STATUSES:
+        wait = response.headers.get("Retry-After")
+        asked = f", server asks to wait {wait} s" if wait else ""
+        raise CoinApiRetriesExhausted(
+            f"CoinAPI still answered HTTP {status}{detail} after {_attempts(response)} "
+            f"tries{asked}; try again later"
+        )
+    raise CoinApiRequestError(f"CoinAPI refused the request: HTTP {status}{detail}")
+
+
+def _error_detail(response: requests.Response) -> str:
+    """CoinAPI's own {"error": "..."} text, if the body has one and can be read."""
+    try:
+        message = response.json().get("error")
+    except (ValueError, AttributeError, requests.RequestException):
+        return ""
+    return f": {_short(message)}" if message else ""
+
+
+def decode_items(content: bytes) -> list:
+    """The JSON list CoinAPI answers with; anything else is a malformed body."""
+    try:
+        items = requests.compat.json.loads(content)
+    except ValueError as error:
+        raise CoinApiMalformedResponse(
+            f"CoinAPI answered with a body that is not JSON ({len(content)} bytes): "
+            f"{_short(content[:80])}"
+        ) from error
+    if not isinstance(items, list):
+        raise CoinApiMalformedResponse(
+            f"CoinAPI answered with a JSON {type(items).__name__}, not a list of bars: "
+            f"{_short(items)}"
+        )
+    return items
+
+
+def period_seconds(period: str) -> int:
+    match = re.fullmatch(r"(\d+)(SEC|MIN|HRS|DAY)", period)
+    if not match:
+        raise ValueError(f"unsupported CoinAPI period {period!r}")
+    return int(match.group(1)) * dict(_PERIOD_UNITS)[match.group(2)]
+
+
+def parse_page(
+    items: list, time_start: datetime, time_end: datetime, bar_seconds: int
+) -> OhlcvPage:
+    """Valid, new, in-range items as a bar frame; every bad one reported with its position.
+
+    Items outside [time_start, time_end) or repeating a time are dropped, not reported: a
+    server that overlaps its pages sends bars we already have.
+    """
+    page = OhlcvPage(time_start=time_start, time_end=time_end, items=len(items))
+    seen: set[datetime] = set()
+    rows: list[tuple] = []
+    for position, item in enumerate(items, start=1):
+        parsed = parse_item(item, bar_seconds)
+        time = parsed.time if isinstance(parsed, InvalidItem) else parsed[0]
+        if time is not None and (time < time_start or time >= time_end or time in seen):
+            page.dropped += 1
+            continue
+        if time is not None:
+            seen.add(time)
+            page.last_time = max(page.last_time or time, time)
+        if isinstance(parsed, InvalidItem):
+            page.invalid.append(InvalidItem(position, parsed.reason, parsed.time))
+        else:
+            rows.append(parsed)
+    if rows:
+        bars = pd.DataFrame(sorted(rows), columns=list(BAR_COLUMNS))
+        bars["time"] = pd.to_datetime(bars["time"], utc=True).astype("datetime64[us, UTC]")
+        page.bars = bars
+    return page
+
+
+def parse_item(item: object, bar_seconds: int) -> tuple | InvalidItem:
+    """(time, open, high, low, close, volume) or the reason the item cannot be trusted."""
+    if not isinstance(item, dict):
+        return InvalidItem(0, f"not an object: {_short(item)}")
+    start = _parse_time(item.get("time_period_start"))
+    if start is None:
+        shown = _short(item.get("time_period_start"))
+        return InvalidItem(0, f"time_period_start is missing or not a UTC time: {shown}")
+    end = _parse_time(item.get("time_period_end"))
+    if end is not None and (end - start).total_seconds() != bar_seconds:
+        return InvalidItem(0, f"period {start:%H:%M}..{end:%H:%M} is not one bar", start)
+    values = [_number(item.get(name)) for name in (*_PRICE_FIELDS, "volume_traded")]
+    reason = _value_problem(values)
+    if reason:
+        return InvalidItem(0, reason, start)
+    return (start, *values)
+
+
+def _value_problem(values: list[float | None]) -> str:
+    """The same checks the CSV import makes, so both sources store the same kind of bar."""
+    names = ("price_open", "price_high", "price_low", "price_close", "volume_traded")
+    for name, value in zip(names, values, strict=True):
+        if value is None:
+            return f"{name} is missing or not a number"
+    open_, high, low, close, volume = values
+    if min(open_, high, low, close) <= 0:
+        return "a price is 0 or negative"
+    if high < low:
+        return "price_high is below price_low"
+    if max(open_, close) > high or min(open_, close) < low:
+        return "open or close lies outside low..high"
+    if volume < 0:
+        return "volume_traded is negative"
+    return ""
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.astimezone(UTC)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _short(value: object, width: int = 120) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
