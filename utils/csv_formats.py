@@ -322,17 +322,23 @@ def _rejection_reasons(bars: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
 
 
 def iter_bar_chunks(layout: CsvLayout, chunk_rows: int = 100_000) -> Iterator[BarChunk]:
-    """Stream the file in chunks of bounded size; memory does not grow with the file."""
-    usecols = list(dict.fromkeys(layout.columns.values()))
-    rename = {raw: ours for ours, raw in layout.columns.items()}
+    """Stream the file in chunks of bounded size; memory does not grow with the file.
+
+    Every column is parsed, not just ours: with `usecols` pandas silently drops the extra
+    fields of a malformed line instead of skipping it, and a line with a stray comma has
+    its values shifted, so it must be rejected, never read.
+    """
+    ours = list(dict.fromkeys(layout.columns.values()))
+    rename = {raw: name for name, raw in layout.columns.items()}
     first_data_line = layout.header_line + 1
-    skipped: list[int] = []
+    leading = _leading_long_lines(layout)
+    skipped: list[int] = [r.line for r in leading]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         reader = pd.read_csv(
             layout.path,
-            skiprows=layout.header_line - 1,
-            usecols=usecols,
+            skiprows=[*range(layout.header_line - 1), *(line - 1 for line in skipped)],
+            index_col=False,
             chunksize=chunk_rows,
             encoding="utf-8-sig",
             skip_blank_lines=False,
@@ -342,21 +348,42 @@ def iter_bar_chunks(layout: CsvLayout, chunk_rows: int = 100_000) -> Iterator[Ba
         )
         try:
             for raw in reader:
-                raw = raw.rename(columns=rename)
-                rejected = _bad_line_rejections(caught, layout.header_line)
-                skipped.extend(r.line for r in rejected)
+                raw = raw[ours].rename(columns=rename)
+                bad_lines = _bad_line_rejections(caught)
+                skipped.extend(r.line for r in bad_lines)
+                rejected, leading = leading + bad_lines, []
                 yield _parse_chunk(raw, layout, first_data_line, rejected, tuple(skipped))
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
             raise CsvFormatError(f"{layout.path}: cannot be parsed as CSV ({error})") from error
 
 
-def _bad_line_rejections(caught: list, header_line: int) -> list[Rejection]:
+def _leading_long_lines(layout: CsvLayout) -> list[Rejection]:
+    """Lines right below the header with more fields than it, which pandas cannot skip.
+
+    pandas takes extra fields on the first data line for an unnamed index column and shifts
+    every column of every row by one; with index_col=False it truncates them instead. So
+    those lines are found here and left out of the read, like any other malformed line.
+    """
+    rejections = []
+    with layout.path.open("r", encoding="utf-8-sig", newline="") as handle:
+        for _ in range(layout.header_line - 1):
+            handle.readline()
+        rows = csv.reader(handle)
+        expected = len(next(rows, []))
+        for line, fields in enumerate(rows, start=layout.header_line + 1):
+            if len(fields) <= expected:
+                break
+            rejections.append(Rejection(line, f"expected {expected} fields, saw {len(fields)}"))
+    return rejections
+
+
+def _bad_line_rejections(caught: list) -> list[Rejection]:
     """pandas skips rows with too many fields and warns; turn those warnings into rejections."""
     rejections = []
     for warning in caught:
         for number, reason in _BAD_LINE.findall(str(warning.message)):
-            # pandas counts lines from the header it was given, 1-based.
-            rejections.append(Rejection(header_line - 1 + int(number), reason.strip()))
+            # pandas numbers lines from the top of the file, skipped rows included.
+            rejections.append(Rejection(int(number), reason.strip()))
     caught.clear()
     return rejections
 
