@@ -1,0 +1,305 @@
+"""Bring stored bar series up to date from CoinAPI (./manage.py update_stocks).
+
+Each series resumes one bar after its last stored bar and runs to the start of the current
+period: the bar still forming is never stored, because `insert_bars` never changes a stored
+bar and a half-built one would stay wrong forever. Every page is committed through
+`insert_bars` as soon as it arrives, so a crash or a give-up keeps what was fetched and the
+next run simply goes on from there.
+
+A series keeps to one exchange: bars continue from the exchange of the last stored bar, and
+fetching from another one is refused unless asked for, because a series that silently
+switches exchange shows jumps that are not in any market.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from django.conf import settings
+
+from predictor.models import Stock
+from predictor.services.bars import SeriesKey, insert_bars
+from utils.coinapi import (
+    MAX_LIMIT,
+    CoinApiAuthError,
+    CoinApiClient,
+    CoinApiError,
+    OhlcvPage,
+    default_symbol_id,
+    exchange_id,
+    exchange_name,
+    period_id,
+    symbol_exchange_id,
+)
+from utils.timeframes import timeframe_seconds
+
+DEFAULT_EXCHANGE = "Gemini"  # where the shipped CSVs come from
+
+
+class UpdateError(Exception):
+    """The update cannot start as asked; nothing has been changed. One line for a person."""
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """What to fetch for one stored (symbol, bar length), decided before any request."""
+
+    symbol: str
+    bar_length: str
+    symbol_id: str
+    period: str
+    start: datetime
+    end: datetime  # exclusive: the start of the period still forming
+    exchange: str  # stored on the new bars: the exchange they really come from
+    previous: datetime | None = None  # last stored bar before `start`, to see a gap there
+
+    @property
+    def step(self) -> timedelta:
+        return timedelta(seconds=timeframe_seconds(self.bar_length))
+
+    @property
+    def expected_bars(self) -> int:
+        return max(int((self.end - self.start) / self.step), 0)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Bars missing between two bars we have, `after` and `before`."""
+
+    after: datetime
+    before: datetime
+    missing: int
+
+    def __str__(self) -> str:
+        return (
+            f"no bars between {self.after:%Y-%m-%d %H:%M} and {self.before:%Y-%m-%d %H:%M} "
+            f"UTC ({self.missing} missing)"
+        )
+
+
+@dataclass
+class SeriesUpdate:
+    """What updating one series did; `error` is set when it stopped early."""
+
+    plan: SeriesPlan
+    fetched: int = 0
+    inserted: int = 0
+    requests: int = 0
+    pages: int = 0
+    dropped: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    last_time: datetime | None = None
+    error: str | None = None
+    key_rejected: bool = False  # the same key would fail every other series too
+
+    @property
+    def missing_at_end(self) -> int:
+        """Periods after the last bar we have that the server had no bar for (yet).
+
+        Not a gap: the next run asks for them again, and they become a reported gap once a
+        later bar arrives.
+        """
+        last = self.last_time or self.plan.previous
+        first = self.plan.start if last is None else max(last + self.plan.step, self.plan.start)
+        return max(int((self.plan.end - first) / self.plan.step), 0)
+
+
+PageCallback = Callable[[SeriesUpdate, OhlcvPage], None]
+
+
+def client_from_settings() -> CoinApiClient:
+    """A client configured from settings (COINAPI_* environment variables)."""
+    if not settings.COINAPI_KEY:
+        raise UpdateError(
+            "no CoinAPI key: set the COINAPI_KEY environment variable "
+            "(a free key comes from https://www.coinapi.io)"
+        )
+    return CoinApiClient(
+        settings.COINAPI_KEY,
+        settings.COINAPI_URL,
+        timeout=settings.COINAPI_TIMEOUT,
+        max_retries=settings.COINAPI_MAX_RETRIES,
+        backoff=settings.COINAPI_BACKOFF,
+        max_retry_after=settings.COINAPI_MAX_RETRY_AFTER,
+    )
+
+
+def plan_updates(
+    symbols: Iterable[str] = (),
+    bar_lengths: Iterable[str] = (),
+    *,
+    backfill_from: datetime | None = None,
+    symbol_ids: dict[str, str] | None = None,
+    allow_exchange_mix: bool = False,
+    now: datetime | None = None,
+) -> list[SeriesPlan]:
+    """One plan per series to update; raises UpdateError for anything it cannot do."""
+    now = now or datetime.now(UTC)
+    ids = {**settings.COINAPI_SYMBOL_IDS, **(symbol_ids or {})}
+    series = select_series([s.upper() for s in symbols], list(bar_lengths), backfill_from)
+    return [
+        plan_series(symbol, bar_length, backfill_from, ids, allow_exchange_mix, now)
+        for symbol, bar_length in series
+    ]
+
+
+def select_series(
+    symbols: list[str], bar_lengths: list[str], backfill_from: datetime | None
+) -> list[tuple[str, str]]:
+    """The stored series, narrowed by the flags; a series not stored needs a backfill start."""
+    stored = set(Stock.objects.values_list("symbol", "bar_length").distinct())
+    if not stored and not (symbols and bar_lengths):
+        raise UpdateError(
+            "no bars stored yet: run import_stocks first, or name --symbol, --bar-length "
+            "and --backfill FROM"
+        )
+    chosen = []
+    for symbol in symbols or sorted({s for s, _ in stored}):
+        lengths = bar_lengths or sorted(b for s, b in stored if s == symbol)
+        if not lengths:
+            raise UpdateError(
+                f"no stored {symbol} bars: name a bar length with --bar-length and a start "
+                "with --backfill FROM"
+            )
+        chosen.extend((symbol, length) for length in lengths)
+    missing = [f"{s} {b}" for s, b in chosen if (s, b) not in stored]
+    if missing and backfill_from is None:
+        raise UpdateError(
+            f"no stored bars to continue from for {', '.join(missing)}: "
+            "give --backfill FROM to say where to start"
+        )
+    return chosen
+
+
+def plan_series(
+    symbol: str,
+    bar_length: str,
+    backfill_from: datetime | None,
+    symbol_ids: dict[str, str],
+    allow_exchange_mix: bool,
+    now: datetime,
+) -> SeriesPlan:
+    try:
+        seconds = timeframe_seconds(bar_length)
+        period = period_id(seconds)
+    except ValueError as error:
+        raise UpdateError(f"{symbol} {bar_length}: {error}") from error
+    latest = (
+        Stock.objects.filter(symbol=symbol, bar_length=bar_length)
+        .order_by("-time")
+        .values("time", "exchange")
+        .first()
+    )
+    stored_exchange = (latest["exchange"] or DEFAULT_EXCHANGE) if latest else None
+    symbol_id = resolve_symbol_id(symbol, stored_exchange or DEFAULT_EXCHANGE, symbol_ids)
+    if stored_exchange and not allow_exchange_mix:
+        check_same_exchange(symbol, bar_length, stored_exchange, symbol_id)
+    last = latest["time"] if latest else None
+    start = backfill_from if backfill_from is not None else last + timedelta(seconds=seconds)
+    return SeriesPlan(
+        symbol=symbol,
+        bar_length=bar_length,
+        symbol_id=symbol_id,
+        period=period,
+        start=start.astimezone(UTC),
+        end=pd.Timestamp(now).floor(f"{seconds}s").to_pydatetime(),
+        exchange=exchange_name(symbol_id),
+        previous=last if backfill_from is None else None,
+    )
+
+
+def resolve_symbol_id(symbol: str, exchange: str, symbol_ids: dict[str, str]) -> str:
+    """The configured symbol id, else the spot market on the series' exchange."""
+    if symbol in symbol_ids:
+        return symbol_ids[symbol]
+    try:
+        return default_symbol_id(symbol, exchange)
+    except ValueError as error:
+        raise UpdateError(str(error)) from error
+
+
+def check_same_exchange(symbol: str, bar_length: str, stored: str, symbol_id: str) -> None:
+    """Refuse to continue a series with bars from another exchange."""
+    if symbol_exchange_id(symbol_id) != exchange_id(stored):
+        raise UpdateError(
+            f"{symbol} {bar_length}: the stored bars come from {stored} but {symbol_id} "
+            f"trades on {symbol_exchange_id(symbol_id)}; mixing exchanges in one series is "
+            "refused (map the symbol to a "
+            f"{exchange_id(stored)}_... id, or pass --allow-exchange-mix)"
+        )
+
+
+def update_stocks(
+    plans: list[SeriesPlan],
+    client: CoinApiClient,
+    *,
+    limit: int | None = None,
+    on_page: PageCallback | None = None,
+) -> list[SeriesUpdate]:
+    """Update each planned series; a rejected key stops the run, other errors one series."""
+    limit = limit or settings.COINAPI_PAGE_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise UpdateError(f"--limit must be between 1 and {MAX_LIMIT}, not {limit}")
+    results = []
+    for plan in plans:
+        result = update_series(plan, client, limit=limit, on_page=on_page)
+        results.append(result)
+        if result.key_rejected:
+            break
+    return results
+
+
+def update_series(
+    plan: SeriesPlan,
+    client: CoinApiClient,
+    *,
+    limit: int,
+    on_page: PageCallback | None = None,
+) -> SeriesUpdate:
+    """Fetch the plan's range page by page, committing each page before asking for the next."""
+    result = SeriesUpdate(plan=plan)
+    key = SeriesKey(plan.symbol, plan.bar_length, plan.exchange, f"CoinAPI {plan.symbol_id}")
+    pages = client.iter_ohlcv(plan.symbol_id, plan.period, plan.start, plan.end, limit)
+    try:
+        for page in pages:
+            record_page(result, page)
+            result.inserted += insert_bars(key, page.bars)
+            if on_page:
+                on_page(result, page)
+    except CoinApiAuthError as error:
+        result.error = str(error)
+        result.key_rejected = True
+    except CoinApiError as error:
+        result.error = f"{plan.symbol} {plan.bar_length} ({plan.symbol_id}): {error}"
+    return result
+
+
+def record_page(result: SeriesUpdate, page: OhlcvPage) -> None:
+    """Count the page and find the holes it leaves, including the one before its first bar."""
+    result.pages += 1
+    result.requests += page.requests
+    result.fetched += len(page.bars)
+    result.dropped += page.dropped
+    result.invalid.extend(
+        f"item {item.position} of the page from {page.time_start:%Y-%m-%d %H:%M}: {item.reason}"
+        for item in page.invalid
+    )
+    previous = result.last_time or result.plan.previous
+    times = page.bars["time"].dt.to_pydatetime().tolist()
+    result.gaps.extend(find_gaps(previous, times, result.plan.step))
+    if times:
+        result.last_time = times[-1]
+
+
+def find_gaps(previous: datetime | None, times: list[datetime], step: timedelta) -> list[Gap]:
+    """Every place where consecutive bars are more than one bar length apart."""
+    gaps = []
+    for time in times:
+        if previous is not None and time - previous > step:
+            gaps.append(Gap(previous, time, int((time - previous) / step) - 1))
+        previous = time
+    return gaps
