@@ -257,7 +257,7 @@ class CoinApiClient:
                     retry = retry.increment("GET", path, error=ProtocolError(str(error)))
                 except MaxRetryError:
                     if isinstance(error, CoinApiMalformedResponse):
-                        raise
+                        raise error from None
                     raise CoinApiRetriesExhausted(
                         f"CoinAPI answers kept breaking off after {self.max_retries + 1} "
                         f"tries: {error}"
