@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from predictor.services.bars import SeriesKey, insert_bars
+from predictor.services.bars import SeriesKey, insert_bars, refresh_planner_statistics
 from utils.csv_formats import (
     BarChunk,
     CsvFormatError,
@@ -72,12 +72,15 @@ def import_csv_files(
     on_rows: Callable[[Path, int], None] | None = None,
 ) -> list[FileImportResult]:
     """Import each file; one that cannot be read is reported and the others still import."""
-    return [
+    results = [
         import_csv_file(
             path, symbol=symbol, bar_length=bar_length, chunk_rows=chunk_rows, on_rows=on_rows
         )
         for path in paths
     ]
+    if any(result.inserted for result in results):
+        refresh_planner_statistics()
+    return results
 
 
 def import_csv_file(
