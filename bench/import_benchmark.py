@@ -112,7 +112,9 @@ def worker_baseline(database_url: str, csv_path: Path) -> dict:
     if connection.vendor == "sqlite":
         values = [bars[c].tolist() for c in ("open", "high", "low", "close", "volume")]
         times = sqlite_datetime_text(bars["time"]).tolist()
-        rows = [("BTCUSD", "1m", t, *v, "Gemini", "bench") for t, *v in zip(times, *values)]
+        rows = [
+            ("BTCUSD", "1m", t, *v, "Gemini", "bench") for t, *v in zip(times, *values, strict=True)
+        ]
         started = time.perf_counter()
         raw.execute("BEGIN")
         raw.executemany(
