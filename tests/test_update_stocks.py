@@ -11,6 +11,7 @@ that is what a crash must leave behind.
 from __future__ import annotations
 
 import io
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -264,6 +265,15 @@ def test_a_429_that_never_ends_says_how_long_the_server_asked_to_wait(coinapi, s
     store(SERIES.head(STORED))
     message = fail("--limit", "100")
     assert "HTTP 429" in message and "wait 3600 s" in message
+    assert_same_bars(stored(), SERIES.head(STORED))
+
+
+def test_a_server_that_cannot_be_reached_is_a_clear_error(coinapi, settings):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        settings.COINAPI_URL = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    store(SERIES.head(STORED))
+    assert "CoinAPI could not be reached after 4 tries" in fail()
     assert_same_bars(stored(), SERIES.head(STORED))
 
 

@@ -270,11 +270,13 @@ class CoinApiClient:
             response = self.session.get(
                 self.base_url + path, params=params, timeout=self.timeout, stream=True
             )
-        except requests.RequestException as error:
-            self.requests_sent += self.max_retries + 1
+        except (requests.ConnectionError, requests.Timeout) as error:
+            self.requests_sent += self.max_retries + 1  # urllib3 spent the whole budget
             raise CoinApiRetriesExhausted(
                 f"CoinAPI could not be reached after {self.max_retries + 1} tries: {_short(error)}"
             ) from error
+        except requests.RequestException as error:  # a bad COINAPI_URL, for one
+            raise CoinApiRequestError(f"cannot ask CoinAPI: {_short(error)}") from error
         with response:
             self.requests_sent += _attempts(response)
             _raise_for_status(response)
