@@ -1,5 +1,7 @@
 """Database tables. Fields, constraints and indexes only: behaviour lives in services/selectors."""
 
+import uuid
+
 from django.db import models
 
 
@@ -40,3 +42,127 @@ class Stock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.bar_length} {self.time:%Y-%m-%d %H:%M} close={self.close}"
+
+
+class TrainingSession(models.Model):
+    """One train_model run: its flags, data, status, loss history, scores and artifacts.
+
+    Everything needed to reproduce the run is here (flags, bar ranges, seed, library versions),
+    so a score can always be traced to the exact data and settings that produced it.
+    A production session updated with -X keeps its id; `version` counts its fits and
+    `archived_artifacts` lists the files of the versions it replaced.
+    """
+
+    class Kind(models.TextChoices):
+        EVALUATION = "evaluation"
+        PRODUCTION = "production"
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    error = models.TextField(blank=True, default="")
+
+    # What is predicted, from what.
+    symbol = models.CharField(max_length=32)
+    interval = models.CharField(max_length=16, help_text="M, H, D or a timeframe such as 4h.")
+    other_symbols = models.JSONField(default=list, blank=True)
+    features = models.CharField(max_length=16, help_text="close or close_volume.")
+    target = models.CharField(max_length=16, help_text="price or log_return.")
+
+    # The original tool's flags.
+    window = models.PositiveIntegerField()
+    output_size = models.PositiveIntegerField()
+    shuffle_buffer = models.PositiveIntegerField()
+    train_split = models.FloatField()
+    units = models.PositiveIntegerField()
+    epochs = models.PositiveIntegerField()
+    batch_size = models.PositiveIntegerField()
+    dropout = models.FloatField()
+    optimizer = models.CharField(max_length=16)
+    loss = models.CharField(max_length=32)
+    activation = models.CharField(max_length=16)
+    scaler = models.CharField(max_length=16)
+    seed = models.BigIntegerField()
+
+    # Data: as asked (-S/-E, end exclusive) and as found (first and last bar used).
+    requested_start = models.DateTimeField(null=True, blank=True)
+    requested_end = models.DateTimeField(null=True, blank=True)
+    data_start = models.DateTimeField(null=True, blank=True)
+    data_end = models.DateTimeField(null=True, blank=True)
+    bars = models.PositiveIntegerField(default=0)
+    train_start = models.DateTimeField(null=True, blank=True)
+    train_end = models.DateTimeField(null=True, blank=True)
+    test_start = models.DateTimeField(null=True, blank=True)
+    test_end = models.DateTimeField(null=True, blank=True)
+    train_samples = models.PositiveIntegerField(default=0)
+    test_samples = models.PositiveIntegerField(default=0)
+
+    # Results.
+    loss_history = models.JSONField(default=list, blank=True, help_text="One entry per fit.")
+    library_versions = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    model_path = models.CharField(max_length=500, blank=True, default="")
+    scaler_path = models.CharField(max_length=500, blank=True, default="")
+    version = models.PositiveIntegerField(default=1)
+    archived_artifacts = models.JSONField(default=list, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["evaluation", "production"]),
+                name="trainingsession_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["running", "succeeded", "failed"]),
+                name="trainingsession_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(train_split__gt=0, train_split__lte=1),
+                name="trainingsession_train_split_range",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["symbol", "-created_at"], name="session_symbol_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.symbol} {self.interval} {self.id} ({self.status})"
+
+
+class StockPrediction(models.Model):
+    """A predicted close for one bar, `steps_ahead` bars after the last bar the model saw.
+
+    `actual_close` stays empty for bars that had not happened when the forecast was made
+    and is filled in by a later forecast run once they have.
+    """
+
+    session = models.ForeignKey(
+        TrainingSession, on_delete=models.CASCADE, related_name="predictions"
+    )
+    time = models.DateTimeField(help_text="Opening time (UTC) of the predicted bar.")
+    steps_ahead = models.PositiveSmallIntegerField()
+    predicted_close = models.FloatField()
+    actual_close = models.FloatField(null=True, blank=True)
+    model_version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "time", "steps_ahead"], name="prediction_unique_bar"
+            ),
+        ]
+        # The unique index serves (session, time); this one serves one horizon in time order.
+        indexes = [
+            models.Index(fields=["session", "steps_ahead", "time"], name="prediction_session_step"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} {self.time:%Y-%m-%d %H:%M} +{self.steps_ahead}"
