@@ -20,9 +20,16 @@ def resample_bars(bars: pd.DataFrame, interval: str) -> pd.DataFrame:
     hour of 60 minute bars from one built out of a handful.
     """
     offset = interval_offset(interval)
-    resampler = bars.resample(offset, label="left", closed="left", origin="epoch")
+    # pandas ignores origin="epoch" for day offsets ('D', '2D') on a timezone-aware index and
+    # starts the buckets at the first bar's day instead, so the same interval would give
+    # different buckets for different ranges. Bucketing naive UTC times keeps them fixed.
+    utc = bars.index.tz is not None
+    source = bars.tz_convert("UTC").tz_localize(None) if utc else bars
+    resampler = source.resample(offset, label="left", closed="left", origin="epoch")
     result = resampler.agg(_AGGREGATIONS)
     result["bar_count"] = resampler["close"].count()
     result = result[result["bar_count"] > 0]
+    if utc:
+        result = result.tz_localize("UTC")
     result.index.name = bars.index.name
     return result.astype({"bar_count": "int64"})
