@@ -4,8 +4,12 @@ Every scenario ends in one of two states: the stored bars equal the server's ser
 duplicates, every hole reported), or the command failed with a clear one-line message and
 everything stored before the failure is intact.
 
-The tests commit for real (transaction=True): the command commits each page on its own, and
-that is what a crash must leave behind.
+Most tests run inside the usual rolled-back test transaction, where each page the command
+commits becomes a savepoint. The ones marked `committed` commit for real: the resume after a
+give-up (what a crash leaves behind is what was committed), and every test that writes more
+than one series, because on PostgreSQL `insert_bars` stages rows in a temporary table that is
+only emptied at COMMIT, so inside one outer transaction one series' rows would be re-inserted
+under the next series' key.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from predictor.services.bars import SeriesKey, insert_bars
 from tests.coinapi_server import CoinApiServer, make_series
 from utils.coinapi import default_symbol_id, parse_page, period_id
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
+committed = pytest.mark.django_db(transaction=True)
 
 GEMINI = "GEMINI_SPOT_BTC_USD"
 SERIES = make_series("2021-01-01", 48)  # two days of 1h bars
@@ -125,6 +130,7 @@ def test_the_bar_still_forming_is_never_stored(coinapi):
     assert "no bars yet" not in out
 
 
+@committed
 def test_only_the_series_named_by_flags(coinapi):
     store(SERIES.head(STORED))
     eth = make_series("2021-01-01", 3)
@@ -135,6 +141,22 @@ def test_only_the_series_named_by_flags(coinapi):
     assert {r["path"] for r in coinapi.requests} == {f"/v1/ohlcv/{GEMINI}/history"}
 
 
+@committed
+def test_a_bar_length_alone_picks_the_stored_series_of_that_length(coinapi):
+    store(SERIES.head(STORED))
+    store(make_series("2021-01-01", 3, freq="1D"), symbol="ETHUSD", bar_length="1d")
+    update("-b", "1h")
+    assert_same_bars(stored(), SERIES)
+    assert len(stored("ETHUSD", "1d")) == 3
+    assert "no bars of bar length 4h stored yet" in fail("-b", "4h")
+
+
+def test_nothing_stored_at_all_says_what_to_do(coinapi):
+    assert "no bars stored yet: run import_stocks first" in fail()
+    assert coinapi.requests == []
+
+
+@committed
 def test_every_stored_series_by_default(coinapi):
     eth_series = make_series("2021-01-01", 30)
     coinapi.series["GEMINI_SPOT_ETH_USD"] = eth_series
@@ -176,6 +198,7 @@ def test_backfill_fills_holes_and_never_changes_a_stored_bar(coinapi):
     assert coinapi.requests[0]["query"]["time_start"] == "2021-01-01T00:00:00"
 
 
+@committed
 def test_a_series_not_stored_yet_starts_at_backfill(coinapi):
     store(make_series("2021-01-01", 3), symbol="ETHUSD")
     update("-s", "BTCUSD", "-b", "1h", "--backfill", "2021-01-01T00:00")
@@ -247,6 +270,7 @@ def test_an_invalid_item_is_reported_with_its_position_and_not_stored(coinapi):
 # --- failures that stop the command ------------------------------------------------------
 
 
+@committed
 def test_giving_up_keeps_every_page_already_stored_and_the_next_run_resumes(coinapi):
     coinapi.faults = [None, "500", "500", "500", "500"]  # 1 try + 3 retries for page two
     store(SERIES.head(STORED))
@@ -326,6 +350,7 @@ def test_mixing_exchanges_is_refused_before_any_request(coinapi):
     assert_same_bars(stored(), SERIES.head(STORED))
 
 
+@committed
 def test_mixing_exchanges_when_allowed_records_where_bars_came_from(coinapi):
     coinapi.series["BITSTAMP_SPOT_BTC_USD"] = SERIES
     store(SERIES.head(STORED))
@@ -334,6 +359,7 @@ def test_mixing_exchanges_when_allowed_records_where_bars_came_from(coinapi):
     assert Stock.objects.filter(exchange="Bitstamp").count() == len(SERIES) - STORED
 
 
+@committed
 def test_the_symbol_id_setting_is_used_and_still_checked(coinapi, settings):
     settings.COINAPI_SYMBOL_IDS = {"BTCUSD": "BITSTAMP_SPOT_BTC_USD"}
     store(SERIES.head(STORED))
@@ -436,3 +462,14 @@ def test_parse_page_reports_each_bad_item_by_position():
     assert page.dropped == 3
     assert page.bars["time"].dt.hour.tolist() == [1, 3]
     assert page.last_time == datetime(2021, 1, 1, 6, tzinfo=UTC)
+
+
+def test_bad_flags_are_one_line_errors(coinapi):
+    store(SERIES.head(STORED))
+    assert "'yesterday' is not a date like 2021-01-01" in fail("--backfill", "yesterday")
+    assert "'BTCUSD' is not SYMBOL=COINAPI_SYMBOL_ID" in fail("--symbol-id", "BTCUSD")
+    assert "--limit must be between 1 and 100000" in fail("--limit", "0")
+    assert "no OHLCV period of 2700 seconds" in fail(
+        "-s", "BTCUSD", "-b", "45m", "--backfill", "2021-01-01"
+    )
+    assert coinapi.requests == []

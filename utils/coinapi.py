@@ -14,6 +14,7 @@ stored, and never stops the good items of its page.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -147,6 +148,10 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+class _BrokenBody(CoinApiError):
+    """The headers came, the body did not (connection cut, read timeout): worth a retry."""
+
+
 class _CappedRetry(Retry):
     """urllib3's Retry, but never sleeping longer than `max_retry_after` for Retry-After.
 
@@ -253,11 +258,13 @@ class CoinApiClient:
             try:
                 return decode_items(self._get_body(path, params))
             except (_BrokenBody, CoinApiMalformedResponse) as error:
-                try:
+                try:  # a ProtocolError counts as a read error, as urllib3 counts a dropped one
                     retry = retry.increment("GET", path, error=ProtocolError(str(error)))
                 except MaxRetryError:
                     if isinstance(error, CoinApiMalformedResponse):
-                        raise error from None
+                        raise CoinApiMalformedResponse(
+                            f"{error} (the same after {self.max_retries + 1} tries)"
+                        ) from error
                     raise CoinApiRetriesExhausted(
                         f"CoinAPI answers kept breaking off after {self.max_retries + 1} "
                         f"tries: {error}"
@@ -284,10 +291,6 @@ class CoinApiClient:
                 return response.content
             except requests.RequestException as error:
                 raise _BrokenBody(f"the answer broke off mid-body: {_short(error)}") from error
-
-
-class _BrokenBody(CoinApiError):
-    """The headers came, the body did not (connection cut, read timeout): worth a retry."""
 
 
 def _attempts(response: requests.Response) -> int:
@@ -327,7 +330,7 @@ def _error_detail(response: requests.Response) -> str:
 def decode_items(content: bytes) -> list:
     """The JSON list CoinAPI answers with; anything else is a malformed body."""
     try:
-        items = requests.compat.json.loads(content)
+        items = json.loads(content)
     except ValueError as error:
         raise CoinApiMalformedResponse(
             f"CoinAPI answered with a body that is not JSON ({len(content)} bytes): "

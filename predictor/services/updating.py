@@ -150,16 +150,24 @@ def plan_updates(
 def select_series(
     symbols: list[str], bar_lengths: list[str], backfill_from: datetime | None
 ) -> list[tuple[str, str]]:
-    """The stored series, narrowed by the flags; a series not stored needs a backfill start."""
-    stored = set(Stock.objects.values_list("symbol", "bar_length").distinct())
-    if not stored and not (symbols and bar_lengths):
-        raise UpdateError(
-            "no bars stored yet: run import_stocks first, or name --symbol, --bar-length "
-            "and --backfill FROM"
-        )
+    """The stored series, narrowed by the flags; a series named but not stored needs --backfill.
+
+    Without --symbol, only stored series are updated (-b 1h skips symbols with no 1h bars);
+    with it, each symbol named gets the bar lengths named, or all of its stored ones.
+    """
+    stored = sorted(set(Stock.objects.values_list("symbol", "bar_length").distinct()))
+    if not symbols:
+        chosen = [(s, b) for s, b in stored if not bar_lengths or b in bar_lengths]
+        if not chosen:
+            which = f" of bar length {', '.join(bar_lengths)}" if bar_lengths else ""
+            raise UpdateError(
+                f"no bars{which} stored yet: run import_stocks first, or name --symbol, "
+                "--bar-length and --backfill FROM"
+            )
+        return chosen
     chosen = []
-    for symbol in symbols or sorted({s for s, _ in stored}):
-        lengths = bar_lengths or sorted(b for s, b in stored if s == symbol)
+    for symbol in symbols:
+        lengths = bar_lengths or [b for s, b in stored if s == symbol]
         if not lengths:
             raise UpdateError(
                 f"no stored {symbol} bars: name a bar length with --bar-length and a start "
@@ -241,7 +249,7 @@ def update_stocks(
     on_page: PageCallback | None = None,
 ) -> list[SeriesUpdate]:
     """Update each planned series; a rejected key stops the run, other errors one series."""
-    limit = limit or settings.COINAPI_PAGE_LIMIT
+    limit = settings.COINAPI_PAGE_LIMIT if limit is None else limit
     if not 1 <= limit <= MAX_LIMIT:
         raise UpdateError(f"--limit must be between 1 and {MAX_LIMIT}, not {limit}")
     results = []
