@@ -26,3 +26,7 @@ if importlib.util.find_spec("coloredlogs"):
         "()": "coloredlogs.ColoredFormatter",
         "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
     }
+
+# Serve static files from the finders without a collectstatic run.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
