@@ -141,6 +141,9 @@ def _insert_postgresql(key: SeriesKey, bars: pd.DataFrame) -> int:
             "low double precision, close double precision, volume double precision"
             ") ON COMMIT DELETE ROWS"
         )
+        # ON COMMIT only empties the table when the outermost transaction ends; inside a
+        # caller's atomic() block the previous batch would still be there.
+        cursor.execute("TRUNCATE stock_import_staging")
         cursor.cursor.copy_expert(
             "COPY stock_import_staging FROM STDIN WITH (FORMAT binary)",
             postgresql_binary_copy(bars),
