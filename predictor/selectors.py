@@ -12,7 +12,8 @@ from django.db.models import Count, Max, Min, Sum
 from django.db.models.expressions import RawSQL
 
 from predictor.models import Stock
-from utils.resampling import BAR_COLUMNS, resample_bars
+from utils.bar_checks import BAR_COLUMNS
+from utils.resampling import resample_bars
 from utils.timeframes import interval_seconds, timeframe_seconds
 
 

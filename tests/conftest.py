@@ -199,7 +199,7 @@ BAD_ROWS_READER_REJECTIONS = [
     (5, "high is below low"),
     (6, "date cannot be parsed: 'not a date'"),
     (7, "expected 8 fields, saw 9"),
-    (12, "a price is missing or not a number"),
+    (12, "open is missing or not a number"),
 ]
 BAD_ROWS_OTHER_SYMBOL = (9, "symbol 'ETHUSD' is not the file's symbol 'BTCUSD'")
 BAD_ROWS_STORED = _bars(

@@ -299,7 +299,7 @@ def test_too_many_fields_on_the_first_data_lines(write_csv, chunk_rows):
         ("1577836800,2020-01-01 00:00:00,BTCUSD,-1,2,0.5,1.5,3", "a price is 0 or negative"),
         (
             "1577836800,2020-01-01 00:00:00,BTCUSD,abc,2,0.5,1.5,3",
-            "a price is missing or not a number",
+            "open is missing or not a number",
         ),
         (
             "1577836800,2020-01-01 00:00:00,BTCUSD,3,2,0.5,1.5,3",

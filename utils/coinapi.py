@@ -27,11 +27,19 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
+from utils.bar_checks import BAR_COLUMNS, VALUE_FIELDS, untrusted_reasons
+
 DEFAULT_URL = "https://rest.coinapi.io"
 MAX_LIMIT = 100_000  # CoinAPI's largest page
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-BAR_COLUMNS = ("time", "open", "high", "low", "close", "volume")
-_PRICE_FIELDS = ("price_open", "price_high", "price_low", "price_close")
+# Our field -> CoinAPI's item key, also used to name the field in messages.
+_ITEM_KEYS = {
+    "open": "price_open",
+    "high": "price_high",
+    "low": "price_low",
+    "close": "price_close",
+    "volume": "volume_traded",
+}
 
 # CoinAPI's periods, by length in seconds; see https://docs.coinapi.io (OHLCV, list periods).
 _PERIOD_UNITS = (("DAY", 86400), ("HRS", 3600), ("MIN", 60), ("SEC", 1))
@@ -357,11 +365,13 @@ def parse_page(
     """Valid, new, in-range items as a bar frame; every bad one reported with its position.
 
     Items outside [time_start, time_end) or repeating a time are dropped, not reported: a
-    server that overlaps its pages sends bars we already have.
+    server that overlaps its pages sends bars we already have. The values of the remaining
+    items are checked all at once by the same rules as the CSV import (utils.bar_checks).
     """
     page = OhlcvPage(time_start=time_start, time_end=time_end, items=len(items))
     seen: set[datetime] = set()
     rows: list[tuple] = []
+    positions: list[int] = []
     for position, item in enumerate(items, start=1):
         parsed = parse_item(item, bar_seconds)
         time = parsed.time if isinstance(parsed, InvalidItem) else parsed[0]
@@ -375,15 +385,28 @@ def parse_page(
             page.invalid.append(InvalidItem(position, parsed.reason, parsed.time))
         else:
             rows.append(parsed)
+            positions.append(position)
     if rows:
-        bars = pd.DataFrame(sorted(rows), columns=list(BAR_COLUMNS))
-        bars["time"] = pd.to_datetime(bars["time"], utc=True).astype("datetime64[us, UTC]")
-        page.bars = bars
+        _check_values(page, rows, positions)
     return page
 
 
+def _check_values(page: OhlcvPage, rows: list[tuple], positions: list[int]) -> None:
+    bars = pd.DataFrame(rows, columns=list(BAR_COLUMNS)).astype(
+        {name: "float64" for name in VALUE_FIELDS}
+    )
+    reasons = untrusted_reasons(bars, labels=_ITEM_KEYS)
+    for position, reason, time in zip(positions, reasons, bars["time"], strict=True):
+        if reason:
+            page.invalid.append(InvalidItem(position, reason, time))
+    page.invalid.sort(key=lambda invalid: invalid.position)
+    good = bars[(reasons == "").to_numpy()].sort_values("time", ignore_index=True)
+    good["time"] = pd.to_datetime(good["time"], utc=True).astype("datetime64[us, UTC]")
+    page.bars = good
+
+
 def parse_item(item: object, bar_seconds: int) -> tuple | InvalidItem:
-    """(time, open, high, low, close, volume) or the reason the item cannot be trusted."""
+    """(time, open, high, low, close, volume), values None where unusable, or why not a bar."""
     if not isinstance(item, dict):
         return InvalidItem(0, f"not an object: {_short(item)}")
     start = _parse_time(item.get("time_period_start"))
@@ -393,29 +416,7 @@ def parse_item(item: object, bar_seconds: int) -> tuple | InvalidItem:
     end = _parse_time(item.get("time_period_end"))
     if end is not None and (end - start).total_seconds() != bar_seconds:
         return InvalidItem(0, f"period {start:%H:%M}..{end:%H:%M} is not one bar", start)
-    values = [_number(item.get(name)) for name in (*_PRICE_FIELDS, "volume_traded")]
-    reason = _value_problem(values)
-    if reason:
-        return InvalidItem(0, reason, start)
-    return (start, *values)
-
-
-def _value_problem(values: list[float | None]) -> str:
-    """The same checks the CSV import makes, so both sources store the same kind of bar."""
-    names = ("price_open", "price_high", "price_low", "price_close", "volume_traded")
-    for name, value in zip(names, values, strict=True):
-        if value is None:
-            return f"{name} is missing or not a number"
-    open_, high, low, close, volume = values
-    if min(open_, high, low, close) <= 0:
-        return "a price is 0 or negative"
-    if high < low:
-        return "price_high is below price_low"
-    if max(open_, close) > high or min(open_, close) < low:
-        return "open or close lies outside low..high"
-    if volume < 0:
-        return "volume_traded is negative"
-    return ""
+    return (start, *(_number(item.get(key)) for key in _ITEM_KEYS.values()))
 
 
 def _parse_time(value: object) -> datetime | None:

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from utils.bar_checks import PRICE_FIELDS, untrusted_reasons
 from utils.timeframes import timeframe_from_seconds
 
-PRICE_FIELDS = ("open", "high", "low", "close")
 BAR_FIELDS = ("time", *PRICE_FIELDS, "volume")
 
 KNOWN_EXCHANGES = {
@@ -295,24 +295,8 @@ def _bar_times(frame: pd.DataFrame, layout: CsvLayout) -> pd.Series:
 
 
 def _rejection_reasons(bars: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
-    """One reason per untrustworthy row (empty string for good rows), checked in order."""
-    prices = bars[list(PRICE_FIELDS)]
-    checks = [
-        (bars["time"].isna(), "date cannot be parsed"),
-        (prices.isna().any(axis=1), "a price is missing or not a number"),
-        ((prices <= 0).any(axis=1), "a price is 0 or negative"),
-        (bars["high"] < bars["low"], "high is below low"),
-        (
-            (bars[["open", "close"]].max(axis=1) > bars["high"])
-            | (bars[["open", "close"]].min(axis=1) < bars["low"]),
-            "open or close lies outside low..high",
-        ),
-        (bars["volume"].isna(), "volume is missing or not a number"),
-        (bars["volume"] < 0, "volume is negative"),
-    ]
-    reasons = pd.Series("", index=bars.index, dtype=object)
-    for mask, reason in reversed(checks):
-        reasons = reasons.mask(mask.to_numpy(), reason)
+    """One reason per untrustworthy row (empty string for good rows)."""
+    reasons = untrusted_reasons(bars)
     unparsed = bars["time"].isna()
     if unparsed.any():
         source = raw["date"] if "date" in raw else raw["unix"]

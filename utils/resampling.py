@@ -9,7 +9,6 @@ import pandas as pd
 
 from utils.timeframes import interval_offset
 
-BAR_COLUMNS = ("time", "open", "high", "low", "close", "volume")
 _AGGREGATIONS = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
 
 
