@@ -1,0 +1,167 @@
+"""Forecasts of a trained session, stored beside the actual closes.
+
+One-step-ahead predictions for every bar of the session's range that has a full window of
+bars before it; production sessions also get the next O bars beyond the last known bar.
+Running it again only predicts bars that arrived since, and fills in the actual close of
+earlier forecasts whose bar has now happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Max
+
+from predictor.models import StockPrediction, TrainingSession
+from predictor.services.training import (
+    TrainingInputError,
+    get_session,
+    load_artifacts,
+    load_series,
+    predicted_prices,
+)
+from utils.features import make_windows
+from utils.timeframes import interval_seconds
+
+BATCH_SIZE = 5000
+
+
+class ForecastError(ValueError):
+    """The session cannot be forecast: one line for the command to print."""
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    session: TrainingSession
+    inserted: int
+    future: int
+    actuals_filled: int
+
+
+def forecast(session_id: str) -> ForecastResult:
+    """Predict the session's bars that have no forecast yet, and store them in bulk."""
+    try:
+        session = get_session(session_id)
+    except TrainingInputError as error:
+        raise ForecastError(str(error)) from error
+    if session.status == TrainingSession.Status.RUNNING:
+        raise ForecastError(f"session {session.id} is still training")
+    try:
+        model, scaler = load_artifacts(session)
+    except FileNotFoundError as error:
+        raise ForecastError(f"{error} (status {session.status}: {session.error})") from error
+    series = _series(session)
+    windows = make_windows(series.values, series.closes, series.positions, session.window, 0)
+    index = series.frame.index
+    rows = len(index)
+    last_known = _last_predicted_time(session)
+    in_range = windows.first_target < rows
+    targets = np.minimum(windows.first_target, rows - 1)
+    follows = series.positions[targets] - series.positions[targets - 1] == 1
+    new = in_range & follows
+    if last_known is not None:
+        new &= np.asarray(index[targets] > last_known)
+    step_windows = windows.select(new)
+    predictions = [
+        StockPrediction(
+            session=session,
+            time=time,
+            steps_ahead=1,
+            predicted_close=float(price),
+            actual_close=float(actual),
+            model_version=session.version,
+        )
+        for time, price, actual in zip(
+            index[step_windows.first_target],
+            _prices(model, scaler, step_windows, session)[:, 0],
+            series.closes[step_windows.first_target],
+            strict=True,
+        )
+    ]
+    future = []
+    if session.kind == TrainingSession.Kind.PRODUCTION:
+        future = _future(session, model, scaler, windows.select(~in_range), index[-1], series.step)
+    with transaction.atomic():
+        StockPrediction.objects.bulk_create(
+            predictions + future, batch_size=BATCH_SIZE, ignore_conflicts=True
+        )
+        filled = _fill_actuals(session, series)
+    return ForecastResult(session, len(predictions), len(future), filled)
+
+
+def _series(session: TrainingSession):
+    """Evaluation sessions: their own range. Production: from their start to the latest bar."""
+    end = None
+    if session.kind == TrainingSession.Kind.EVALUATION:
+        end = session.data_end + _step(session)
+    try:
+        return load_series(
+            [session.symbol, *session.other_symbols],
+            session.interval,
+            session.features,
+            session.target,
+            session.data_start,
+            end,
+        )
+    except TrainingInputError as error:
+        raise ForecastError(str(error)) from error
+
+
+def _step(session: TrainingSession) -> timedelta:
+    return timedelta(seconds=interval_seconds(session.interval))
+
+
+def _prices(model, scaler, windows, session: TrainingSession) -> np.ndarray:
+    if len(windows) == 0:
+        return np.zeros((0, session.output_size))
+    return predicted_prices(model, scaler, windows, session.target)
+
+
+def _last_predicted_time(session: TrainingSession):
+    return StockPrediction.objects.filter(
+        session=session, steps_ahead=1, actual_close__isnull=False
+    ).aggregate(last=Max("time"))["last"]
+
+
+def _future(session, model, scaler, last_windows, last_time, step) -> list[StockPrediction]:
+    """The next O bars after the last known bar, from the window that ends on it."""
+    if len(last_windows) == 0:
+        return []
+    prices = _prices(model, scaler, last_windows, session)[-1]
+    stored = set(
+        StockPrediction.objects.filter(session=session, time__gt=last_time).values_list(
+            "time", "steps_ahead"
+        )
+    )
+    rows = [
+        StockPrediction(
+            session=session,
+            time=last_time + step * ahead,
+            steps_ahead=ahead,
+            predicted_close=float(price),
+            model_version=session.version,
+        )
+        for ahead, price in enumerate(prices, start=1)
+    ]
+    return [row for row in rows if (row.time, row.steps_ahead) not in stored]
+
+
+def _fill_actuals(session: TrainingSession, series) -> int:
+    """Earlier forecasts of bars that have now happened get their actual close."""
+    pending = list(
+        StockPrediction.objects.filter(
+            session=session, actual_close__isnull=True, time__lte=series.frame.index[-1]
+        )
+    )
+    closes = series.frame[f"{session.symbol}_close"]
+    filled = []
+    for prediction in pending:
+        actual = closes.get(prediction.time)
+        if actual is not None:
+            prediction.actual_close = float(actual)
+            filled.append(prediction)
+    StockPrediction.objects.bulk_update(filled, ["actual_close"], batch_size=BATCH_SIZE)
+    return len(filled)
