@@ -1,0 +1,61 @@
+"""utils.metrics and utils.baselines on numbers worked out by hand."""
+
+import numpy as np
+import pytest
+
+from utils.baselines import Persistence, WindowLinearRegression
+from utils.metrics import directional_accuracy, mae, mape, mase, rmse, scores
+
+ACTUAL = np.array([[110.0], [90.0], [100.0]])
+PREDICTED = np.array([[105.0], [95.0], [100.0]])
+LAST = np.array([100.0, 100.0, 100.0])
+
+
+def test_error_scores():
+    assert mae(ACTUAL, PREDICTED) == pytest.approx(10 / 3)
+    assert rmse(ACTUAL, PREDICTED) == pytest.approx(np.sqrt(50 / 3))
+    assert mape(ACTUAL, PREDICTED) == pytest.approx((5 / 110 + 5 / 90) / 3 * 100)
+
+
+def test_directional_accuracy_skips_bars_that_did_not_move():
+    # Up called up, down called down; the flat bar is left out.
+    assert directional_accuracy(ACTUAL, PREDICTED, LAST) == 1.0
+    assert directional_accuracy(ACTUAL, np.array([[99.0], [101.0], [0.0]]), LAST) == 0.0
+    assert directional_accuracy(np.array([[100.0]]), np.array([[101.0]]), LAST[:1]) is None
+
+
+def test_mase_is_relative_to_persistence_on_the_same_bars():
+    # Persistence errs 10, 10, 0 (MAE 20/3); the forecast 5, 5, 0 (MAE 10/3).
+    assert mase(ACTUAL, PREDICTED, LAST) == pytest.approx(0.5)
+    assert mase(ACTUAL, np.repeat(LAST[:, None], 1, axis=1), LAST) == pytest.approx(1.0)
+
+
+def test_scores_bundle():
+    result = scores(ACTUAL, PREDICTED, LAST)
+    assert result["n"] == 3 and set(result) == {
+        "mae",
+        "rmse",
+        "mape",
+        "directional_accuracy",
+        "mase",
+        "n",
+    }
+
+
+def test_persistence_repeats_the_last_value_or_a_constant():
+    inputs = np.arange(12.0).reshape(2, 3, 2)
+    np.testing.assert_array_equal(
+        Persistence(2).fit(inputs, None).predict(inputs), [[4, 4], [10, 10]]
+    )
+    np.testing.assert_array_equal(Persistence(1, constant=0.5).predict(inputs), [[0.5], [0.5]])
+
+
+def test_linear_regression_is_least_squares_on_flattened_windows():
+    rng = np.random.default_rng(2)
+    inputs = rng.normal(size=(50, 4, 2))
+    targets = inputs[:, -1, :1] * 2 - inputs[:, 0, 1:] + 0.25
+    model = WindowLinearRegression().fit(inputs, targets)
+    np.testing.assert_allclose(model.predict(inputs), targets, atol=1e-10)
+    design = np.column_stack([inputs.reshape(50, -1), np.ones(50)])
+    coefficients = np.linalg.lstsq(design, targets, rcond=None)[0]
+    np.testing.assert_allclose(model.predict(inputs[:3]), design[:3] @ coefficients, atol=1e-10)
