@@ -121,9 +121,9 @@ def _prices(model, scaler, windows, session: TrainingSession) -> np.ndarray:
 
 
 def _last_predicted_time(session: TrainingSession):
-    return StockPrediction.objects.filter(
-        session=session, steps_ahead=1, actual_close__isnull=False
-    ).aggregate(last=Max("time"))["last"]
+    return StockPrediction.objects.filter(session=session, steps_ahead=1).aggregate(
+        last=Max("time")
+    )["last"]
 
 
 def _future(session, model, scaler, last_windows, last_time, step) -> list[StockPrediction]:
