@@ -57,6 +57,12 @@ class TrainingSession(models.Model):
         EVALUATION = "evaluation"
         PRODUCTION = "production"
 
+    class ModelKind(models.TextChoices):
+        LSTM = "lstm"
+        PROPHET = "prophet"
+        PERSISTENCE = "persistence"
+        LINEAR = "linear"
+
     class Status(models.TextChoices):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
@@ -64,6 +70,12 @@ class TrainingSession(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    model_kind = models.CharField(
+        max_length=16,
+        choices=ModelKind.choices,
+        default=ModelKind.LSTM,
+        help_text="What forecasts: the LSTM, Prophet, or a baseline stored as a session.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     error = models.TextField(blank=True, default="")
 
@@ -125,6 +137,10 @@ class TrainingSession(models.Model):
                 name="trainingsession_status_valid",
             ),
             models.CheckConstraint(
+                condition=models.Q(model_kind__in=["lstm", "prophet", "persistence", "linear"]),
+                name="trainingsession_model_kind_valid",
+            ),
+            models.CheckConstraint(
                 condition=models.Q(train_split__gt=0, train_split__lte=1),
                 name="trainingsession_train_split_range",
             ),
@@ -166,3 +182,33 @@ class StockPrediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id} {self.time:%Y-%m-%d %H:%M} +{self.steps_ahead}"
+
+
+class Evaluation(models.Model):
+    """The backtest and significance tests of one session's stored forecasts.
+
+    One row per session, replaced by each `evaluate` run. `results` holds one entry per part,
+    "train" and "test" (see predictor.services.evaluation for the exact shape); the test
+    part's MASE is copied into `test_mase` so the leaderboard can order in the database.
+    """
+
+    session = models.OneToOneField(
+        TrainingSession, on_delete=models.CASCADE, related_name="evaluation"
+    )
+    fee_bps = models.FloatField(default=0.0, help_text="Fee per position change, basis points.")
+    alpha = models.FloatField(default=0.05, help_text="Significance level of the verdicts.")
+    test_mase = models.FloatField(null=True, blank=True)
+    results = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(alpha__gt=0, alpha__lt=1), name="evaluation_alpha_range"
+            ),
+            models.CheckConstraint(condition=models.Q(fee_bps__gte=0), name="evaluation_fee_bps"),
+        ]
+
+    def __str__(self) -> str:
+        return f"evaluation of {self.session_id} (fee {self.fee_bps} bps, alpha {self.alpha})"
