@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -5,3 +6,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("predictor.urls")),
 ]
+
+if "debug_toolbar" in settings.INSTALLED_APPS:  # development with the dev dependencies
+    urlpatterns.append(path("__debug__/", include("debug_toolbar.urls")))

@@ -149,3 +149,30 @@ def test_index_says_how_to_load_data_when_empty(client):
     response = client.get(reverse("predictor:index"))
     assert response.status_code == 200
     assert b"import_stocks" in response.content
+
+
+def test_the_development_site_serves_the_index_with_the_debug_toolbar(tmp_path):
+    """What `make run` serves: development settings, dev dependencies switched on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    env |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "cryptooracle.settings",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=300
+    )
+    script = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "response = Client().get('/', REMOTE_ADDR='127.0.0.1', HTTP_HOST='127.0.0.1')\n"
+        "print(response.status_code, b'djDebug' in response.content)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.split() == ["200", "True"], result.stderr[-2000:]
