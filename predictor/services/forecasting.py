@@ -49,6 +49,8 @@ def forecast(session_id: str) -> ForecastResult:
         raise ForecastError(str(error)) from error
     if session.status == TrainingSession.Status.RUNNING:
         raise ForecastError(f"session {session.id} is still training")
+    if session.model_kind != TrainingSession.ModelKind.LSTM:
+        return ForecastResult(session, 0, 0, 0)  # Prophet and baselines store theirs when fitted
     try:
         model, scaler = load_artifacts(session)
     except FileNotFoundError as error:

@@ -74,6 +74,7 @@ class TrainingConfig:
     target: str = "price"
     other_symbols: tuple[str, ...] = ()
     seed: int | None = None
+    model_kind: str = "lstm"
 
     @property
     def symbols(self) -> list[str]:
@@ -261,6 +262,7 @@ def _create_session(config: TrainingConfig, data: TrainingData) -> TrainingSessi
     evaluation = config.evaluation
     return TrainingSession.objects.create(
         kind=TrainingSession.Kind.EVALUATION if evaluation else TrainingSession.Kind.PRODUCTION,
+        model_kind=config.model_kind,
         symbol=config.symbol,
         interval=config.interval,
         other_symbols=list(config.other_symbols),
@@ -425,6 +427,7 @@ def session_config(session: TrainingSession, **overrides) -> TrainingConfig:
         "end": session.requested_end,
         "other_symbols": tuple(session.other_symbols),
         "seed": session.seed,
+        "model_kind": session.model_kind,
         **{name: getattr(session, name) for name in _SESSION_FLAGS},
     }
     return TrainingConfig(**(values | overrides))

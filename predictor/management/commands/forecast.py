@@ -1,7 +1,13 @@
-"""./manage.py forecast -T <session id>: store a session's predictions beside the actual closes."""
+"""./manage.py forecast -T <session id>: store a session's predictions beside the actual closes.
+
+Evaluation sessions are then evaluated (backtest and tests, as `./manage.py evaluate`).
+"""
 
 from django.core.management.base import BaseCommand, CommandError
 
+from predictor.management.commands.evaluate import describe
+from predictor.models import TrainingSession
+from predictor.services.evaluation import EvaluationError, evaluate
 from predictor.services.forecasting import ForecastError, forecast
 
 
@@ -25,3 +31,8 @@ class Command(BaseCommand):
             f"{result.inserted} new predictions, {result.future} beyond the last bar, "
             f"{result.actuals_filled} actual closes filled in"
         )
+        if session.kind == TrainingSession.Kind.EVALUATION:
+            try:
+                self.stdout.write("\n".join(describe(evaluate(str(session.id)))))
+            except EvaluationError as error:
+                self.stderr.write(f"not evaluated: {error}")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
+from predictor.services.other_models import MODEL_KINDS, train_other, validate_model_kind
 from predictor.services.training import (
     TrainingConfig,
     TrainingInputError,
@@ -38,6 +39,7 @@ SHORT = {
     "activation": "-A",
     "scaler": "-C",
     "symbol": "-N",
+    "model_kind": "-M",
 }
 
 
@@ -92,6 +94,13 @@ class Command(BaseCommand):
         add("--target", help="price (default) or log_return")
         add("--other-symbols", help="comma-separated symbols whose series are extra inputs")
         add("--seed", type=int, help="random seed (default: a random one, recorded)")
+        add(
+            "-M",
+            "--model",
+            dest="model_kind",
+            help=f"what forecasts: {', '.join(MODEL_KINDS)} (lstm); the others make "
+            "evaluation sessions that store their forecasts and are evaluated at once",
+        )
 
     def handle(self, *args, **options):
         self.verbosity = options["verbosity"]
@@ -123,7 +132,10 @@ class Command(BaseCommand):
         if "symbol" not in given:
             raise CommandError("-N/--symbol is required (or -X to update a session)")
         given["symbol"] = given["symbol"].strip().upper()
+        if "model_kind" in given:
+            given["model_kind"] = given["model_kind"].strip().lower()
         config = TrainingConfig(**given)
+        validate_model_kind(config)
         data = prepare_training_data(config)
         self.stdout.write(
             f"{config.symbol} {config.interval}: {len(data.series.frame)} bars "
@@ -131,6 +143,8 @@ class Command(BaseCommand):
             f"{data.series.frame.index[-1]:%Y-%m-%d %H:%M}, {len(data.train)} training and "
             f"{len(data.test) if config.evaluation else 0} test samples"
         )
+        if config.model_kind != "lstm":
+            return train_other(config, data)
         return train(config, data, on_epoch=self._progress)
 
     def _update(self, session_id: str, given: dict):
