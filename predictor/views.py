@@ -1,10 +1,253 @@
-"""Thin views: parse the request, call a selector, render."""
+"""Thin views: parse the request, call selectors and chart builders, render.
 
+Each page has a JSON twin (`*_data`) that answers the same query with the figures and the
+page's details fragment, so changing a selection redraws the charts without a reload. Both
+build their context with the same function, so the page and its JSON can never disagree.
+Bad input never reaches a 500: an unknown or malformed session id is a 404 page (404 JSON for
+the endpoints), a bad date range a form error with status 400.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET
 
-from predictor import selectors
+from predictor import selectors_web
+from predictor.forms import ForecastForm, PriceForm, SessionChoiceForm
+from predictor.models import TrainingSession
+from predictor.selectors_evaluation import leaderboard, session_evaluation
+from utils import charts
+
+# Characters that must not appear raw inside <script>: the same escapes as Django's json_script.
+_SCRIPT_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
 
 
-def index(request):
-    """The stored series at a glance: what is loaded, from when to when."""
-    return render(request, "predictor/index.html", {"series": selectors.stored_series()})
+class NotFound(Exception):
+    """A session id that names no session of the page's kind: answered with 404."""
+
+
+# Contexts: one per page, shared by the page and its JSON endpoint -----------------------------
+
+
+def _merge(defaults: dict[str, str], params: QueryDict) -> dict[str, str]:
+    """The request's non-empty values over the defaults (an emptied field means 'default')."""
+    return {**defaults, **{k: v for k, v in params.items() if v != ""}}
+
+
+def _day(value) -> str:
+    return f"{value:%Y-%m-%d}"
+
+
+def price_context(params: QueryDict) -> tuple[dict[str, Any], int]:
+    """Index page: the chosen symbol's bars over the chosen days (default: the last week)."""
+    symbols = selectors_web.symbols()
+    if not symbols:
+        return {"empty": "No bars stored yet.", "figures": {}}, 200
+    symbol = params.get("symbol") or symbols[0]
+    defaults = {"symbol": symbol, "style": "line"}
+    last = selectors_web.latest_bar(symbol) if symbol in symbols else None
+    if last is not None:
+        start = last - timedelta(days=selectors_web.DEFAULT_DAYS - 1)
+        defaults |= {"start": _day(start), "end": _day(last)}
+    form = PriceForm(_merge(defaults, params), symbols=symbols)
+    if not form.is_valid():
+        return {"form": form, "figures": {}}, 400
+    start, end = form.range()
+    symbol, style = form.cleaned_data["symbol"], form.cleaned_data["style"]
+    chart = selectors_web.chart_bars(symbol, start, end)
+    context = {"form": form, "figures": {}, "symbol": symbol}
+    if chart is None:
+        context["empty"] = (
+            f"No {symbol} bars between {_day(start)} and {_day(end - timedelta(days=1))} (UTC)."
+        )
+        return context, 200
+    title = f"{symbol} · {chart.interval} bars"
+    context["figures"] = {"price": charts.price_volume_figure(chart.bars, title, style)}
+    context |= {"interval": chart.interval, "bar_count": len(chart.bars)}
+    return context, 200
+
+
+def _chosen_session(params: QueryDict, kind: str, choices: list[TrainingSession]):
+    """The session named by ?session= (404 if malformed or unknown), else the newest."""
+    raw = params.get("session")
+    if not raw:
+        return choices[0]
+    key = selectors_web.parse_session_id(raw)
+    found = selectors_web.session(kind, key) if key else None
+    if found is None:
+        raise NotFound(f"There is no {kind} session {raw!r}.")
+    return found
+
+
+def forecast_context(params: QueryDict) -> tuple[dict[str, Any], int]:
+    """Forecast page: a production session's predictions against actual closes, and beyond."""
+    choices = selectors_web.sessions(TrainingSession.Kind.PRODUCTION)
+    if not choices:
+        if params.get("session"):
+            raise NotFound(f"There is no production session {params['session']!r}.")
+        return {"empty": "No production sessions yet.", "figures": {}}, 200
+    session = _chosen_session(params, TrainingSession.Kind.PRODUCTION, choices)
+    default_range = selectors_web.default_forecast_range(session) or (
+        session.data_end - timedelta(days=selectors_web.DEFAULT_DAYS),
+        session.data_end,
+    )
+    defaults = {"session": str(session.id)} | dict(
+        zip(("start", "end"), map(_day, default_range), strict=True)
+    )
+    form = ForecastForm(_merge(defaults, params), sessions=choices)
+    context = {"form": form, "figures": {}, "session": session}
+    if not form.is_valid():
+        return context, 400
+    start, end = form.range()
+    data = selectors_web.forecast_data(session, start, end)
+    if data.empty:
+        context["empty"] = (
+            f"No bars or predictions of this session between {_day(start)} and "
+            f"{_day(end - timedelta(days=1))} (UTC)."
+        )
+        return context, 200
+    title = f"{session.symbol} · predictions at {data.interval}"
+    context["figures"] = {
+        "forecast": charts.forecast_figure(data.actual, data.predicted, data.future, title)
+    }
+    context |= {"interval": data.interval, "future": data.future}
+    return context, 200
+
+
+def evaluation_context(params: QueryDict) -> tuple[dict[str, Any], int]:
+    """Evaluation page: the leaderboard, then one evaluation session in full."""
+    choices = selectors_web.sessions(TrainingSession.Kind.EVALUATION)
+    if not choices:
+        if params.get("session"):
+            raise NotFound(f"There is no evaluation session {params['session']!r}.")
+        return {"empty": "No evaluation sessions yet.", "figures": {}}, 200
+    session = _chosen_session(params, TrainingSession.Kind.EVALUATION, choices)
+    form = SessionChoiceForm({"session": str(session.id)}, sessions=choices)
+    form.is_valid()
+    data = selectors_web.evaluation_predictions(session)
+    figures = {}
+    if not data.predictions.empty:
+        title = f"{session.symbol} · actual and predicted at {data.interval}"
+        figures["predictions"] = charts.train_test_figure(
+            data.predictions["actual"], data.predictions["predicted"], session.test_start, title
+        )
+    if session.loss_history:
+        figures["loss"] = charts.loss_figure(session.loss_history)
+    evaluation = session_evaluation(session.id)
+    results = evaluation.results if evaluation is not None else {}
+    curves = selectors_web.equity_curves(results)
+    if curves:
+        figures["equity"] = charts.equity_figure(
+            curves, "Strategy against buy-and-hold (growth of 1)"
+        )
+    parts = [
+        {
+            "name": part,
+            "scores": selectors_web.score_rows(session.metrics, part),
+            "result": results.get(part),
+            "percents": selectors_web.part_percents(results.get(part)),
+            "reading": selectors_web.direction_reading(
+                (results.get(part) or {}).get("direction_test")
+            ),
+        }
+        for part in ("train", "test")
+    ]
+    context = {
+        "form": form,
+        "session": session,
+        "figures": figures,
+        "interval": data.interval,
+        "has_predictions": not data.predictions.empty,
+        "evaluation": evaluation,
+        "parts": parts,
+        "leaderboard": selectors_web.leaderboard_rows(leaderboard()),
+    }
+    return context, 200
+
+
+# Responses ------------------------------------------------------------------------------------
+
+
+def _payload(context: dict[str, Any], html: str | None = None) -> str:
+    """The JSON the page's script draws from: figures, empty state, the form's values."""
+    form = context.get("form")
+    values = {name: form[name].value() for name in form.fields} if form is not None else {}
+    meta = {"empty": context.get("empty"), "values": _jsonable(values)}
+    if html is not None:
+        meta["html"] = html
+    figures = charts.figure_json(context.get("figures", {}))
+    return json.dumps(meta, separators=(",", ":"))[:-1] + f',"figures":{figures}}}'
+
+
+def _jsonable(values: dict) -> dict:
+    return {k: (_day(v) if hasattr(v, "strftime") else v) for k, v in values.items()}
+
+
+def _page(request: HttpRequest, build, template: str, extra: dict | None = None) -> HttpResponse:
+    try:
+        context, status = build(request.GET)
+    except NotFound as error:
+        return render(request, "predictor/not_found.html", {"message": str(error)}, status=404)
+    context |= extra or {}
+    context["payload"] = mark_safe(_payload(context).translate(_SCRIPT_ESCAPES))
+    return render(request, template, context, status=status)
+
+
+def _data(request: HttpRequest, build, fragment: str) -> HttpResponse:
+    try:
+        context, status = build(request.GET)
+    except NotFound as error:
+        return _json_response({"error": str(error)}, status=404)
+    form = context.get("form")
+    if status == 400 and form is not None:
+        errors = form.errors.get_json_data()
+        message = " ".join(e["message"] for field in errors.values() for e in field)
+        return _json_response({"error": message, "errors": errors}, status=400)
+    html = render_to_string(fragment, context, request)
+    return HttpResponse(_payload(context, html), content_type="application/json", status=status)
+
+
+def _json_response(body: dict, status: int) -> HttpResponse:
+    return HttpResponse(json.dumps(body), content_type="application/json", status=status)
+
+
+# Views ----------------------------------------------------------------------------------------
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    """Price and volume of a stored symbol, and the table of stored series."""
+    series = selectors_web.series_spans()
+    return _page(request, price_context, "predictor/index.html", {"series": series})
+
+
+@require_GET
+def index_data(request: HttpRequest) -> HttpResponse:
+    return _data(request, price_context, "predictor/_price_details.html")
+
+
+@require_GET
+def forecast(request: HttpRequest) -> HttpResponse:
+    return _page(request, forecast_context, "predictor/forecast.html")
+
+
+@require_GET
+def forecast_data(request: HttpRequest) -> HttpResponse:
+    return _data(request, forecast_context, "predictor/_forecast_details.html")
+
+
+@require_GET
+def evaluation(request: HttpRequest) -> HttpResponse:
+    return _page(request, evaluation_context, "predictor/evaluation.html")
+
+
+@require_GET
+def evaluation_data(request: HttpRequest) -> HttpResponse:
+    return _data(request, evaluation_context, "predictor/_evaluation_details.html")

@@ -1,0 +1,81 @@
+"""Selection forms of the pages. All are GET forms: choosing what to look at changes nothing.
+
+Dates are whole days in UTC, the end day included: that is what a reader means by
+"from the 1st to the 7th", and it maps onto the selectors' [start, end) ranges exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from django import forms
+
+STYLE_CHOICES = (("line", "Line"), ("candles", "Candlesticks"))
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class DateRangeForm(forms.Form):
+    """A start and an end day (inclusive), the start not after the end."""
+
+    start = forms.DateField(
+        label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    end = forms.DateField(
+        label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError(
+                f"The start day {start:%Y-%m-%d} is after the end day {end:%Y-%m-%d}.",
+                code="range",
+            )
+        return cleaned
+
+    def range(self) -> tuple[datetime, datetime]:
+        """[start, end) as aware UTC datetimes; the end day is included."""
+        return (
+            day_start(self.cleaned_data["start"]),
+            day_start(self.cleaned_data["end"]) + timedelta(days=1),
+        )
+
+
+class PriceForm(DateRangeForm):
+    """Index page: which symbol, over which days, drawn how."""
+
+    symbol = forms.ChoiceField(label="Symbol", widget=forms.Select(attrs={"data-resets": "1"}))
+    style = forms.ChoiceField(label="Chart", choices=STYLE_CHOICES, initial="line")
+    field_order = ("symbol", "start", "end", "style")
+
+    def __init__(self, *args, symbols: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["symbol"].choices = [(s, s) for s in symbols]
+
+
+class SessionChoiceForm(forms.Form):
+    """A session picked from a list; the view has already resolved the id (or answered 404)."""
+
+    session = forms.ChoiceField(label="Session", widget=forms.Select(attrs={"data-resets": "1"}))
+
+    def __init__(self, *args, sessions: list, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["session"].choices = [(str(s.id), session_label(s)) for s in sessions]
+
+
+class ForecastForm(SessionChoiceForm, DateRangeForm):
+    """Forecast page: a production session and the days to draw."""
+
+    field_order = ("session", "start", "end")
+
+
+def session_label(session) -> str:
+    """'BTCUSD 1h · 2020-12-01 · 3f2a91c0' : enough to tell sessions apart in a select."""
+    return (
+        f"{session.symbol} {session.interval} · {session.created_at:%Y-%m-%d %H:%M} · "
+        f"{str(session.id)[:8]}"
+    )

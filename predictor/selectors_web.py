@@ -1,0 +1,356 @@
+"""Reads for the web pages: sessions to choose from, chart data thinned to a few thousand points.
+
+The pages never ship every stored bar or prediction: a range is drawn at the finest interval
+that keeps it under `utils.charts.MAX_POINTS` points, and the aggregation runs in the database
+(get_bars for bars, a GROUP BY below for predictions), so a year of minute bars costs the
+browser no more than a week of them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+from django.db import connection
+from django.db.models import Max, Min
+from django.db.models.expressions import RawSQL
+
+from predictor.models import Stock, StockPrediction, TrainingSession
+from predictor.selectors import NoBarsError, get_bars, source_bar_length, stored_bar_lengths
+from utils.charts import MAX_POINTS
+from utils.timeframes import interval_seconds, timeframe_from_seconds, timeframe_seconds
+
+# Intervals a chart may be drawn at, finest first: round numbers a reader recognises.
+CHART_INTERVALS = ("1m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d", "2d", "1w")
+
+DEFAULT_DAYS = 7
+
+
+def chart_interval(
+    start: datetime, end: datetime, finest_seconds: int, max_points: int = MAX_POINTS
+) -> str:
+    """The finest interval that draws [start, end) in at most `max_points` buckets.
+
+    It is never finer than the data (`finest_seconds`) and always a multiple of it, so every
+    bucket is built from whole stored bars or predictions.
+    """
+    needed = (end - start).total_seconds() / max_points
+    for name in CHART_INTERVALS:
+        seconds = timeframe_seconds(name)
+        if seconds >= needed and seconds >= finest_seconds and seconds % finest_seconds == 0:
+            return name
+    multiple = max(1, -(-int(needed) // finest_seconds))
+    return timeframe_from_seconds(multiple * finest_seconds)
+
+
+# Bars ---------------------------------------------------------------------------------------
+
+
+def latest_bar(symbol: str) -> datetime | None:
+    """Opening time of the symbol's newest bar of any length (the (symbol, time) index)."""
+    return Stock.objects.filter(symbol=symbol).aggregate(last=Max("time"))["last"]
+
+
+def symbols() -> list[str]:
+    """Stored symbols, by a loose index scan: one index probe per symbol.
+
+    SELECT DISTINCT would read the whole index (millions of minute bars) on every page view
+    to find two or three names.
+    """
+    table = Stock._meta.db_table
+    sql = (
+        "WITH RECURSIVE names(symbol) AS ("
+        f'SELECT MIN(symbol) FROM "{table}" UNION ALL '
+        f'SELECT (SELECT MIN(s.symbol) FROM "{table}" s WHERE s.symbol > names.symbol) '
+        "FROM names WHERE names.symbol IS NOT NULL"
+        ") SELECT symbol FROM names WHERE symbol IS NOT NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def series_spans() -> list[dict]:
+    """Each stored (symbol, bar length) with its first and last bar: index probes only.
+
+    Unlike selectors.stored_series() it does not count bars, which means reading all of them;
+    the first and last bar are one probe each of the unique index.
+    """
+    rows = []
+    for symbol in symbols():
+        for bar_length in stored_bar_lengths(symbol):
+            series = Stock.objects.filter(symbol=symbol, bar_length=bar_length)
+            first = series.order_by("time").values_list("time", flat=True).first()
+            last = series.order_by("-time").values_list("time", flat=True).first()
+            rows.append({"symbol": symbol, "bar_length": bar_length, "first": first, "last": last})
+    return rows
+
+
+@dataclass(frozen=True)
+class ChartBars:
+    """Bars of one symbol over a range, at the interval they are drawn at."""
+
+    bars: pd.DataFrame
+    interval: str
+
+
+def chart_bars(symbol: str, start: datetime, end: datetime) -> ChartBars | None:
+    """The symbol's bars in [start, end) at a chart interval; None when the range holds none."""
+    try:
+        finest = source_bar_length(symbol, "1w", start, end)  # every bar length divides a week
+    except NoBarsError:
+        return None
+    interval = chart_interval(start, end, timeframe_seconds(finest))
+    bars = get_bars(symbol, interval, start, end)
+    return ChartBars(bars, interval) if not bars.empty else None
+
+
+# Sessions -----------------------------------------------------------------------------------
+
+
+def parse_session_id(text: str | None) -> uuid.UUID | None:
+    """The UUID in the text, or None when it is missing or malformed."""
+    try:
+        return uuid.UUID(str(text))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def sessions(kind: str) -> list[TrainingSession]:
+    """Succeeded sessions of one kind, newest first: what a page lets you choose from."""
+    return list(
+        TrainingSession.objects.filter(kind=kind, status=TrainingSession.Status.SUCCEEDED)
+        .only("id", "kind", "symbol", "interval", "created_at", "version", "data_start", "data_end")
+        .order_by("-created_at")
+    )
+
+
+def session(kind: str, session_id: uuid.UUID) -> TrainingSession | None:
+    return TrainingSession.objects.filter(
+        pk=session_id, kind=kind, status=TrainingSession.Status.SUCCEEDED
+    ).first()
+
+
+def prediction_span(session: TrainingSession) -> tuple[datetime, datetime] | None:
+    """First and last predicted bar of a session (future ones included), or None."""
+    span = StockPrediction.objects.filter(session=session).aggregate(
+        first=Min("time"), last=Max("time")
+    )
+    return (span["first"], span["last"]) if span["first"] else None
+
+
+def last_known_time(session: TrainingSession) -> datetime | None:
+    """The newest predicted bar whose actual close is known: the forecast goes beyond it."""
+    return StockPrediction.objects.filter(
+        session=session, steps_ahead=1, actual_close__isnull=False
+    ).aggregate(last=Max("time"))["last"]
+
+
+def future_predictions(session: TrainingSession) -> pd.Series:
+    """The forecast beyond the last known bar: the nearest-ahead prediction for each bar."""
+    after = last_known_time(session)
+    rows = StockPrediction.objects.filter(session=session, actual_close__isnull=True)
+    if after is not None:
+        rows = rows.filter(time__gt=after)
+    values = list(rows.order_by("time", "steps_ahead").values_list("time", "predicted_close"))
+    series = pd.Series(
+        [price for _, price in values],
+        index=pd.DatetimeIndex(pd.to_datetime([time for time, _ in values], utc=True)),
+        dtype="float64",
+    )
+    return series[~series.index.duplicated(keep="first")]
+
+
+def one_step_predictions(
+    session: TrainingSession, start: datetime | None, end: datetime | None, interval: str
+) -> pd.DataFrame:
+    """One-bar-ahead predictions with known actual closes in [start, end), per chart bucket.
+
+    Each bucket keeps its last prediction (and that bar's actual close), which is the
+    prediction for the bucket's closing price: the same close get_bars reports for the bucket,
+    so predicted and actual stay comparable at any interval. The grouping runs in the
+    database and each bucket's row is probed through the unique (session, time, steps) index.
+    """
+    table = StockPrediction._meta.db_table
+    bucket, epoch = _bucket_sql(interval_seconds(interval), f'"{table}"."time"')
+    grouped = StockPrediction.objects.filter(
+        session=session, steps_ahead=1, actual_close__isnull=False
+    )
+    if start is not None:
+        grouped = grouped.filter(time__gte=start)
+    if end is not None:
+        grouped = grouped.filter(time__lt=end)
+    grouped = (
+        grouped.annotate(bucket=RawSQL(bucket, []))
+        .values("session_id", "bucket")
+        .annotate(last_time=Max("time"))
+        .order_by()
+    )
+    inner_sql, params = grouped.query.sql_with_params()
+    sql = (
+        f"SELECT {epoch}, p.predicted_close, p.actual_close FROM ({inner_sql}) g "
+        f'JOIN "{table}" p ON p.session_id = g.session_id AND p.steps_ahead = 1 '
+        "AND p.time = g.last_time ORDER BY 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=["bucket", "predicted", "actual"])
+    frame.index = pd.DatetimeIndex(
+        pd.to_datetime(frame.pop("bucket").astype("int64"), unit="s", utc=True), name="time"
+    )
+    return frame.astype("float64")
+
+
+def _bucket_sql(seconds: int, column: str) -> tuple[str, str]:
+    """(bucket of `column`, the bucket's start in epoch seconds) for this engine."""
+    if connection.vendor == "postgresql":
+        return (
+            f"date_bin('{seconds} seconds', {column}, TIMESTAMPTZ '1970-01-01')",
+            "EXTRACT(EPOCH FROM g.bucket)::bigint",
+        )
+    if sqlite3.sqlite_version_info >= (3, 38):
+        return f"(unixepoch({column}) / {seconds}) * {seconds}", "g.bucket"
+    return f"(CAST(strftime('%%s', {column}) AS INTEGER) / {seconds}) * {seconds}", "g.bucket"
+
+
+@dataclass(frozen=True)
+class ForecastData:
+    """What the forecast chart draws for a session over a range."""
+
+    actual: pd.Series
+    predicted: pd.Series
+    future: pd.Series
+    interval: str
+
+    @property
+    def empty(self) -> bool:
+        return self.actual.empty and self.predicted.empty and self.future.empty
+
+
+def forecast_data(session: TrainingSession, start: datetime, end: datetime) -> ForecastData:
+    """Actual closes, one-step predictions and the forecast beyond the last bar, in [start, end)."""
+    interval = chart_interval(start, end, interval_seconds(session.interval))
+    predictions = one_step_predictions(session, start, end, interval)
+    try:
+        actual = get_bars(session.symbol, interval, start, end)["close"]
+    except NoBarsError:
+        actual = predictions["actual"]
+    future = future_predictions(session)
+    future = future[(future.index >= start) & (future.index < end)]
+    return ForecastData(actual, predictions["predicted"], future, interval)
+
+
+def default_forecast_range(session: TrainingSession) -> tuple[datetime, datetime] | None:
+    """The last DEFAULT_DAYS days of the session's predictions, its forecast included."""
+    span = prediction_span(session)
+    if span is None:
+        return None
+    first, last = span
+    return max(first, last - timedelta(days=DEFAULT_DAYS)), last
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """What the evaluation charts draw: predictions over the session's whole range."""
+
+    predictions: pd.DataFrame
+    interval: str
+
+
+def evaluation_predictions(session: TrainingSession) -> EvaluationData:
+    """The session's one-step predictions over its whole range, at a chart interval."""
+    span = prediction_span(session)
+    if span is None:
+        empty = pd.DataFrame(
+            {"predicted": [], "actual": []},
+            index=pd.DatetimeIndex([], tz="UTC", name="time"),
+            dtype="float64",
+        )
+        return EvaluationData(empty, session.interval)
+    first, last = span
+    step = timedelta(seconds=interval_seconds(session.interval))
+    interval = chart_interval(first, last + step, interval_seconds(session.interval))
+    return EvaluationData(one_step_predictions(session, None, None, interval), interval)
+
+
+def score_rows(metrics: dict, part: str) -> list[dict]:
+    """The scores of one part (train/test) as table rows: the model first, then baselines."""
+    scores = metrics.get(part) or {}
+    names = {"model": "LSTM", "persistence": "Persistence", "linear_regression": "Linear regr."}
+    rows = []
+    for key, label in names.items():
+        if key in scores:
+            rows.append({"name": label, "key": key, **scores[key]})
+    for key, values in scores.items():  # other forecasters a later version may add
+        if key not in names and isinstance(values, dict):
+            rows.append({"name": key.replace("_", " "), "key": key, **values})
+    for row in rows:
+        row["directional_accuracy_pct"] = percent(row.get("directional_accuracy"))
+    return rows
+
+
+def equity_curves(results: dict) -> dict[str, pd.Series]:
+    """The stored equity curves of each part, as series named for the chart's legend."""
+    curves = {}
+    for part in ("train", "test"):
+        equity = (results.get(part) or {}).get("equity") or {}
+        if not equity.get("times"):
+            continue
+        index = pd.DatetimeIndex(pd.to_datetime(equity["times"], utc=True, format="ISO8601"))
+        for key, label in (("strategy", "Strategy"), ("buy_and_hold", "Buy and hold")):
+            if equity.get(key):
+                curves[f"{label}, {part} part"] = pd.Series(equity[key], index=index, dtype=float)
+    return curves
+
+
+def direction_reading(test: dict | None) -> str | None:
+    """The direction test in plain words: what the mean, t-score and p-value say together."""
+    if not test or test.get("mean") is None:
+        return None
+    mean, t, p, alpha = test["mean"], test.get("t_score"), test.get("t_p_value"), test["alpha"]
+    share = f"The model called the direction right on {mean:.1%} of {test['bars']} bars that moved"
+    if test.get("rejected"):
+        return (
+            f"{share}. That is better than a coin: the t-score is positive and the p-value "
+            f"({p:.3g}) is below {alpha:g}, so a coin would rarely do this well by luck."
+        )
+    if mean < 0.5:
+        return (
+            f"{share}: worse than a coin. The t-score is negative"
+            + (f" ({t:.2f})" if t is not None else "")
+            + ", so however small a p-value looks, this is no evidence of skill; a small p "
+            "with a negative t means the model is reliably worse than a coin."
+        )
+    return (
+        f"{share}. That is above 50 %, but the p-value "
+        + (f"({p:.3g}) " if p is not None else "")
+        + f"is not below {alpha:g}: a coin could well do this by luck, so there is no "
+        "evidence the model beats coin flipping."
+    )
+
+
+def percent(value: float | None) -> float | None:
+    """A fraction as a percentage (0.053 -> 5.3), None staying None: templates cannot multiply."""
+    return None if value is None else value * 100.0
+
+
+def leaderboard_rows(rows: list[dict]) -> list[dict]:
+    """The leaderboard's rows with the fractions it shows as percentages added (`*_pct`)."""
+    keys = ("test_directional_accuracy", "strategy_return", "buy_and_hold_return")
+    return [row | {f"{key}_pct": percent(row.get(key)) for key in keys} for row in rows]
+
+
+def part_percents(result: dict | None) -> dict:
+    """Percentages of one evaluated part: strategy and buy-and-hold return and drawdown."""
+    result = result or {}
+    return {
+        name: {
+            "total_return": percent((result.get(name) or {}).get("total_return")),
+            "max_drawdown": percent((result.get(name) or {}).get("max_drawdown")),
+        }
+        for name in ("strategy", "buy_and_hold")
+    }

@@ -1,0 +1,471 @@
+"""The pages and their JSON endpoints through Django's test client: data, limits, bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from predictor.models import Stock, StockPrediction, TrainingSession
+from tests.training_support import BTC_FILE, ETH_FILE, import_days
+from tests.web_support import make_evaluation, make_session
+from utils.charts import MAX_POINTS
+
+pytestmark = pytest.mark.django_db
+
+PRODUCTION = TrainingSession.Kind.PRODUCTION
+EVALUATION = TrainingSession.Kind.EVALUATION
+VENDOR = Path(__file__).resolve().parent.parent / "predictor" / "static" / "predictor" / "vendor"
+
+
+# Helpers ----------------------------------------------------------------------------------------
+
+
+def payload(response) -> dict:
+    """The chart payload: the JSON endpoint's body, or the one a page embeds for its script."""
+    if response["Content-Type"].startswith("application/json"):
+        return json.loads(response.content)
+    match = re.search(
+        rb'<script id="chart-payload" type="application/json">(.*?)</script>',
+        response.content,
+        re.S,
+    )
+    assert match, "the page embeds no chart payload"
+    return json.loads(match.group(1))
+
+
+def values(array) -> list:
+    """A trace's array as a list, decoding plotly's base64 typed arrays."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def traces(body: dict, figure: str) -> dict[str, dict]:
+    return {trace.get("name"): trace for trace in body["figures"][figure]["data"]}
+
+
+@pytest.fixture
+def july(tmp_path):
+    """Two weeks of real hourly BTCUSD bars (2020-07-01 .. 2020-07-14, 336 bars)."""
+    import_days(tmp_path, BTC_FILE, "2020-07-01", "2020-07-14")
+
+
+@pytest.fixture
+def year(tmp_path):
+    """A year of real hourly BTCUSD bars: too many to draw one by one."""
+    import_days(tmp_path, BTC_FILE, "2019-07-01", "2020-06-30")
+
+
+# Index --------------------------------------------------------------------------------------
+
+
+def test_index_defaults_to_the_last_week_of_the_first_symbol(client, july, tmp_path):
+    import_days(tmp_path, ETH_FILE, "2019-07-01", "2019-07-03")
+    response = client.get(reverse("predictor:index"))
+    assert response.status_code == 200
+    body = payload(response)
+    assert body["values"] == {
+        "symbol": "BTCUSD",
+        "start": "2020-07-08",
+        "end": "2020-07-14",
+        "style": "line",
+    }
+    price = traces(body, "price")
+    assert set(price) == {"Close", "Volume"}
+    assert len(price["Close"]["x"]) == 7 * 24 and price["Close"]["x"][0] == "2020-07-08T00:00"
+    closes = list(
+        Stock.objects.filter(time__gte=datetime(2020, 7, 8, tzinfo=UTC))
+        .order_by("time")
+        .values_list("close", flat=True)
+    )
+    assert values(price["Close"]["y"]) == closes
+    assert price["Volume"]["yaxis"] == "y" and price["Close"]["yaxis"] == "y2"  # shared x axis
+    assert b"Stored series" in response.content and b"ETHUSD" in response.content
+    assert b'<form class="selection" method="get"' in response.content
+
+
+def test_index_draws_candlesticks(client, july):
+    response = client.get(
+        reverse("predictor:index"), {"style": "candles", "start": "2020-07-01", "end": "2020-07-01"}
+    )
+    price = traces(payload(response), "price")
+    assert price["Price"]["type"] == "candlestick" and len(values(price["Price"]["open"])) == 24
+    first = Stock.objects.order_by("time").first()
+    assert values(price["Price"]["high"])[0] == first.high
+
+
+def test_a_long_range_is_aggregated_on_the_server(client, year):
+    response = client.get(
+        reverse("predictor:index_data"), {"start": "2019-07-01", "end": "2020-06-30"}
+    )
+    assert response.status_code == 200
+    price = traces(payload(response), "price")
+    times = price["Close"]["x"]
+    assert 1000 < len(times) <= MAX_POINTS  # 8,784 hourly bars drawn as 6-hour bars
+    assert times[:2] == ["2019-07-01T00:00", "2019-07-01T06:00"]
+    day = Stock.objects.filter(
+        time__gte=datetime(2019, 7, 1, tzinfo=UTC), time__lt=datetime(2019, 7, 1, 6, tzinfo=UTC)
+    ).order_by("time")
+    assert values(price["Close"]["y"])[0] == day.last().close
+    assert values(price["Volume"]["y"])[0] == pytest.approx(sum(b.volume for b in day))
+    assert len(response.content) < 300_000
+
+
+def test_minute_bars_are_aggregated_in_the_database(client):
+    start = datetime(2021, 1, 1, tzinfo=UTC)
+    Stock.objects.bulk_create(
+        Stock(
+            symbol="ETHUSD",
+            bar_length="1m",
+            time=start + timedelta(minutes=i),
+            open=100 + i,
+            high=101 + i,
+            low=99 + i,
+            close=100.5 + i,
+            volume=1,
+        )
+        for i in range(3 * 1440)
+    )
+    body = payload(client.get(reverse("predictor:index_data"), {"symbol": "ETHUSD"}))
+    price = traces(body, "price")
+    # The default week of minute bars would be 10,080 points: drawn as 15-minute bars.
+    assert len(price["Close"]["x"]) == 3 * 1440 // 15
+    assert values(price["Volume"]["y"])[:2] == [15.0, 15.0]
+    assert values(price["Close"]["y"])[0] == 114.5
+    assert values(price["Price"]["open"] if "Price" in price else [100])[0] == 100
+    assert "15m" in body["html"]
+
+
+def test_the_index_endpoint_answers_a_new_symbol_with_its_own_default_range(client, july, tmp_path):
+    import_days(tmp_path, ETH_FILE, "2019-07-01", "2019-07-03")
+    body = payload(client.get(reverse("predictor:index_data"), {"symbol": "ETHUSD"}))
+    assert body["values"]["start"] == "2019-06-27" and body["values"]["end"] == "2019-07-03"
+    assert body["empty"] is None
+    assert len(traces(body, "price")["Close"]["x"]) == 3 * 24
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"start": "2020-07-10", "end": "2020-07-02"}, "after the end day"),
+        ({"start": "2020-13-45"}, "Enter a valid date"),
+        ({"end": "yesterday"}, "Enter a valid date"),
+        ({"symbol": "DOGEUSD"}, "Select a valid choice"),
+        ({"style": "pie"}, "Select a valid choice"),
+    ],
+)
+def test_bad_index_input_is_a_form_error(client, july, params, message):
+    page = client.get(reverse("predictor:index"), params)
+    assert page.status_code == 400
+    assert message in page.content.decode()
+    data = client.get(reverse("predictor:index_data"), params)
+    assert data.status_code == 400 and data["Content-Type"] == "application/json"
+    assert message in data.json()["error"]
+
+
+def test_a_range_without_bars_says_so(client, july):
+    params = {"start": "2010-01-01", "end": "2010-01-31"}
+    page = client.get(reverse("predictor:index"), params)
+    assert page.status_code == 200
+    assert b"No BTCUSD bars between 2010-01-01 and 2010-01-31 (UTC)." in page.content
+    data = client.get(reverse("predictor:index_data"), params).json()
+    assert data["figures"] == {} and data["empty"].startswith("No BTCUSD bars")
+
+
+def test_index_without_bars_explains_how_to_load_them(client):
+    response = client.get(reverse("predictor:index"))
+    assert response.status_code == 200 and b"import_stocks" in response.content
+    assert client.get(reverse("predictor:index_data")).json()["empty"] == "No bars stored yet."
+
+
+# Forecast -----------------------------------------------------------------------------------
+
+
+def test_forecast_shows_the_newest_production_session(client, july):
+    older = make_session(PRODUCTION, created_offset=0)
+    newest = make_session(PRODUCTION, created_offset=5, seed=1)
+    make_session(EVALUATION, created_offset=10)  # never offered on this page
+    response = client.get(reverse("predictor:forecast"))
+    assert response.status_code == 200
+    body = payload(response)
+    assert body["values"]["session"] == str(newest.id)
+    # The last week of predictions, up to the forecast 3 hours beyond the last bar.
+    assert (body["values"]["start"], body["values"]["end"]) == ("2020-07-08", "2020-07-15")
+    lines = traces(body, "forecast")
+    assert set(lines) == {"Actual close", "Predicted (1 bar ahead)", "Forecast beyond the last bar"}
+    assert len(lines["Actual close"]["x"]) == 7 * 24
+    assert len(lines["Predicted (1 bar ahead)"]["x"]) == 7 * 24
+    assert lines["Forecast beyond the last bar"]["x"] == [
+        "2020-07-15T00:00",
+        "2020-07-15T01:00",
+        "2020-07-15T02:00",
+    ]
+    stored = list(
+        StockPrediction.objects.filter(session=newest, time__gte=datetime(2020, 7, 8, tzinfo=UTC))
+        .filter(actual_close__isnull=False)
+        .order_by("time")
+        .values_list("predicted_close", flat=True)
+    )
+    assert values(lines["Predicted (1 bar ahead)"]["y"]) == stored
+    options = re.findall(rb'<option value="([0-9a-f-]{36})"', response.content)
+    assert options == [str(newest.id).encode(), str(older.id).encode()]
+
+
+def test_forecast_of_a_chosen_session_and_range(client, july):
+    chosen = make_session(PRODUCTION, created_offset=0)
+    make_session(PRODUCTION, created_offset=5)
+    params = {"session": str(chosen.id), "start": "2020-07-02", "end": "2020-07-03"}
+    body = client.get(reverse("predictor:forecast_data"), params).json()
+    assert body["values"]["session"] == str(chosen.id)
+    lines = traces(body, "forecast")
+    assert len(lines["Actual close"]["x"]) == 48
+    assert lines["Forecast beyond the last bar"]["x"] == []  # not in this range
+    assert str(chosen.id) in body["html"]
+
+
+def test_a_long_forecast_range_is_aggregated(client, year):
+    session = make_session(PRODUCTION)
+    params = {"start": "2019-07-01", "end": "2020-07-01"}
+    response = client.get(reverse("predictor:forecast_data"), params)
+    lines = traces(response.json(), "forecast")
+    predicted = lines["Predicted (1 bar ahead)"]
+    assert 1000 < len(predicted["x"]) <= MAX_POINTS
+    # Each point is the last prediction of its 6-hour bucket, against that bar's close
+    # (the first prediction is of 12:00, after a 12-bar window).
+    assert predicted["x"][:2] == ["2019-07-01T12:00", "2019-07-01T18:00"]
+    last_in_bucket = StockPrediction.objects.get(
+        session=session, steps_ahead=1, time=datetime(2019, 7, 1, 23, tzinfo=UTC)
+    )
+    assert values(predicted["y"])[1] == last_in_bucket.predicted_close
+    actual = lines["Actual close"]
+    assert values(actual["y"])[actual["x"].index("2019-07-01T18:00")] == last_in_bucket.actual_close
+    assert len(response.content) < 300_000
+
+
+@pytest.mark.parametrize("raw", ["not-a-uuid", "1234", str(uuid.uuid4()), "' OR 1=1 --"])
+def test_unknown_or_malformed_forecast_sessions_are_404(client, july, raw):
+    make_session(PRODUCTION)
+    page = client.get(reverse("predictor:forecast"), {"session": raw})
+    assert page.status_code == 404
+    assert b"There is no production session" in page.content
+    data = client.get(reverse("predictor:forecast_data"), {"session": raw})
+    assert data.status_code == 404 and "no production session" in data.json()["error"]
+
+
+def test_an_evaluation_session_is_not_a_forecast_session(client, july):
+    make_session(PRODUCTION)
+    evaluation = make_session(EVALUATION)
+    assert client.get(reverse("predictor:forecast"), {"session": evaluation.id}).status_code == 404
+
+
+def test_a_failed_session_is_not_offered(client, july):
+    session = make_session(PRODUCTION)
+    TrainingSession.objects.filter(pk=session.pk).update(status=TrainingSession.Status.FAILED)
+    response = client.get(reverse("predictor:forecast"))
+    assert b"No production sessions yet" in response.content
+    assert client.get(reverse("predictor:forecast"), {"session": session.id}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"start": "2020-07-10", "end": "2020-07-01"}, "after the end day"),
+        ({"start": "07/01/2020x"}, "Enter a valid date"),
+    ],
+)
+def test_bad_forecast_range_is_a_form_error(client, july, params, message):
+    make_session(PRODUCTION)
+    page = client.get(reverse("predictor:forecast"), params)
+    assert page.status_code == 400 and message in page.content.decode()
+    data = client.get(reverse("predictor:forecast_data"), params)
+    assert data.status_code == 400 and message in data.json()["error"]
+
+
+def test_a_forecast_range_without_data_says_so(client, july):
+    make_session(PRODUCTION)
+    params = {"start": "2012-01-01", "end": "2012-02-01"}
+    page = client.get(reverse("predictor:forecast"), params)
+    assert page.status_code == 200
+    assert b"No bars or predictions of this session between 2012-01-01" in page.content
+    assert client.get(reverse("predictor:forecast_data"), params).json()["figures"] == {}
+
+
+def test_forecast_without_sessions(client):
+    response = client.get(reverse("predictor:forecast"))
+    assert response.status_code == 200 and b"No production sessions yet" in response.content
+    assert client.get(reverse("predictor:forecast_data")).json()["figures"] == {}
+    missing = client.get(reverse("predictor:forecast_data"), {"session": str(uuid.uuid4())})
+    assert missing.status_code == 404
+
+
+# Evaluation -----------------------------------------------------------------------------------
+
+
+def test_evaluation_page_shows_everything_about_a_session(client, july):
+    worse = make_session(EVALUATION, created_offset=0, mase=1.2)
+    best = make_session(EVALUATION, created_offset=5, mase=0.9)
+    make_evaluation(worse, mean=0.44, t=-3.1, p=0.001)
+    make_evaluation(best)
+    response = client.get(reverse("predictor:evaluation"), {"session": best.id})
+    assert response.status_code == 200
+    html = response.content.decode()
+    # Leaderboard first, best test MASE first, rows link to their sessions.
+    board = html[html.index('id="leaderboard"') : html.index("</table>")]
+    assert board.index(str(best.id)) < board.index(str(worse.id))
+    assert html.index('id="leaderboard"') < html.index('id="chart-predictions"')
+    body = payload(response)
+    assert set(body["figures"]) == {"predictions", "loss", "equity"}
+    predictions = traces(body, "predictions")
+    assert set(predictions) == {"Actual close", "Predicted, training part", "Predicted, test part"}
+    split = best.test_start.strftime("%Y-%m-%dT%H:%M")
+    assert predictions["Predicted, test part"]["x"][0] == split
+    assert predictions["Predicted, training part"]["x"][-1] < split
+    count = StockPrediction.objects.filter(session=best).count()
+    assert (
+        len(predictions["Predicted, training part"]["x"])
+        + len(predictions["Predicted, test part"]["x"])
+        == count
+    )
+    assert values(traces(body, "loss")["loss"]["y"]) == [0.09, 0.04]
+    assert set(traces(body, "equity")) == {
+        "Strategy, train part",
+        "Buy and hold, train part",
+        "Strategy, test part",
+        "Buy and hold, test part",
+    }
+    # Scores beside the baselines, and the verdict with mean, t and p in plain words.
+    for text in ("LSTM", "Persistence", "Linear regr.", "Test part", "Training part"):
+        assert text.lower() in html.lower()
+    assert "better than a coin" in html and "0.5600" in html and "2.500" in html
+    assert "0.0100" in html
+    assert "small p with a <strong>negative</strong> t" in html
+
+
+def test_a_negative_t_score_reads_as_worse_than_a_coin(client, july):
+    session = make_session(EVALUATION)
+    make_evaluation(session, mean=0.44, t=-3.1, p=0.001)
+    html = client.get(reverse("predictor:evaluation")).content.decode()
+    assert "worse than a coin" in html and "(-3.10)" in html
+    assert "no better than a coin" in html  # the leaderboard's verdict
+
+
+def test_the_evaluation_endpoint_redraws_another_session(client, july):
+    first = make_session(EVALUATION, created_offset=0)
+    second = make_session(EVALUATION, created_offset=5)
+    make_evaluation(first)
+    body = client.get(reverse("predictor:evaluation_data"), {"session": first.id}).json()
+    assert body["values"] == {"session": str(first.id)}
+    assert "equity" in body["figures"] and str(first.id) in body["html"]
+    body = client.get(reverse("predictor:evaluation_data"), {"session": second.id}).json()
+    assert "equity" not in body["figures"]  # not evaluated yet: the page says how to do it
+    assert f"evaluate -T {second.id}" in body["html"]
+
+
+def test_a_session_without_predictions_says_how_to_make_them(client, july):
+    session = make_session(EVALUATION)
+    StockPrediction.objects.filter(session=session).delete()
+    response = client.get(reverse("predictor:evaluation"))
+    assert response.status_code == 200
+    assert f"forecast -T {session.id}".encode() in response.content
+    assert set(payload(response)["figures"]) == {"loss"}
+
+
+@pytest.mark.parametrize("raw", ["zzz", str(uuid.uuid4())])
+def test_unknown_or_malformed_evaluation_sessions_are_404(client, july, raw):
+    make_session(EVALUATION)
+    page = client.get(reverse("predictor:evaluation"), {"session": raw})
+    assert page.status_code == 404 and b"There is no evaluation session" in page.content
+    data = client.get(reverse("predictor:evaluation_data"), {"session": raw})
+    assert data.status_code == 404 and data.json()["error"]
+
+
+def test_a_production_session_is_not_an_evaluation_session(client, july):
+    make_session(EVALUATION)
+    production = make_session(PRODUCTION)
+    response = client.get(reverse("predictor:evaluation"), {"session": production.id})
+    assert response.status_code == 404
+
+
+def test_evaluation_without_sessions(client):
+    response = client.get(reverse("predictor:evaluation"))
+    assert response.status_code == 200 and b"No evaluation sessions yet" in response.content
+    assert client.get(reverse("predictor:evaluation_data")).json()["figures"] == {}
+
+
+# Layout, static files, CSRF, methods ----------------------------------------------------------
+
+
+def test_every_page_shares_the_layout_and_serves_plotly_itself(client, july):
+    make_session(PRODUCTION)
+    make_session(EVALUATION)
+    for name in ("index", "forecast", "evaluation"):
+        html = client.get(reverse(f"predictor:{name}")).content.decode()
+        assert 'name="viewport"' in html and 'aria-label="Main"' in html
+        assert f'href="{reverse(f"predictor:{name}")}" aria-current="page"' in html
+        assert "/static/predictor/vendor/plotly-4.1.1.min.js" in html
+        assert "cdn" not in html.lower() and "https://" not in html
+
+
+def test_the_vendored_plotly_is_the_one_the_python_package_ships(client):
+    import plotly
+
+    bundled = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    vendored = VENDOR / "plotly-4.1.1.min.js"
+    assert vendored.read_bytes() == bundled.read_bytes()
+    assert b"plotly.js v4.1.1" in vendored.read_bytes()[:200]
+    response = client.get("/static/predictor/vendor/plotly-4.1.1.min.js")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith(("application/javascript", "text/javascript"))
+
+
+@pytest.mark.parametrize(
+    "name", ["index", "index_data", "forecast", "forecast_data", "evaluation", "evaluation_data"]
+)
+def test_pages_and_endpoints_only_answer_get(client, name):
+    """Selection is a GET; a POST is refused for its missing CSRF token, else as a method."""
+    assert Client(enforce_csrf_checks=True).post(reverse(f"predictor:{name}")).status_code == 403
+    assert client.post(reverse(f"predictor:{name}")).status_code == 405
+
+
+def test_posts_need_a_csrf_token():
+    """The only POST forms are the admin's; they are refused without the token."""
+    User.objects.create_superuser("admin", "admin@example.com", "pw")
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(reverse("admin:login"), {"username": "admin", "password": "pw"})
+    assert response.status_code == 403
+
+
+# Admin ----------------------------------------------------------------------------------------
+
+
+def test_admin_lists_and_shows_every_model(client, july):
+    session = make_session(PRODUCTION)
+    prediction = StockPrediction.objects.filter(session=session).first()
+    bar = Stock.objects.first()
+    client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw"))
+    for url in (
+        reverse("admin:predictor_stock_changelist"),
+        reverse("admin:predictor_stock_change", args=[bar.pk]),
+        reverse("admin:predictor_trainingsession_changelist"),
+        reverse("admin:predictor_trainingsession_changelist") + "?kind=production",
+        reverse("admin:predictor_trainingsession_change", args=[session.pk]),
+        reverse("admin:predictor_stockprediction_changelist"),
+        reverse("admin:predictor_stockprediction_changelist") + f"?session__id__exact={session.pk}",
+        reverse("admin:predictor_stockprediction_change", args=[prediction.pk]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+    assert (
+        str(session.id)
+        in client.get(reverse("admin:predictor_trainingsession_changelist")).content.decode()
+    )
