@@ -1,0 +1,134 @@
+"""Model studies without Django: read a shipped CSV, fit one LSTM on a time split, score it.
+
+The notebooks compare many configurations (scalers, targets, intervals, input symbols) on
+the shipped files. This module strings together the same pieces the training service uses
+(windows, scalers, the Keras model, the baselines, the scores) with the same rules:
+
+- the split is in time: the first `train_split` share of the bars trains, the rest tests;
+  training samples predict only training bars, test samples only test bars;
+- the scaler is fitted on the training bars only;
+- the LSTM, persistence and a linear regression see the same scaled windows and are scored
+  in prices on the same test bars.
+
+One step ahead only (output size 1): that is what the studies compare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from utils import lstm
+from utils.baselines import WindowLinearRegression
+from utils.csv_formats import detect_layout, iter_bar_chunks
+from utils.features import (
+    Windows,
+    bar_positions,
+    make_scaler,
+    make_windows,
+    model_values,
+    target_prices,
+)
+from utils.metrics import scores
+
+
+def read_csv_bars(path: Path | str) -> pd.DataFrame:
+    """Every trustworthy bar of one CSV file, indexed by opening time (UTC), oldest first.
+
+    Rows the importer would reject are left out; a bar listed twice keeps its first row,
+    as the importer does.
+    """
+    layout = detect_layout(Path(path))
+    chunks = [chunk.bars for chunk in iter_bar_chunks(layout)]
+    bars = pd.concat(chunks).drop_duplicates(subset="time", keep="first")
+    return bars.set_index("time").sort_index()[["open", "high", "low", "close", "volume"]]
+
+
+def time_split(windows: Windows, split_row: int) -> tuple[Windows, Windows]:
+    """Training windows predict bars before `split_row`, test windows the bars from it on."""
+    train = windows.select(windows.first_target < split_row)
+    test = windows.select(windows.first_target >= split_row)
+    return train, test
+
+
+@dataclass
+class StudyResult:
+    """One fitted configuration: test scores, test predictions in prices, the loss curve."""
+
+    scores: pd.DataFrame  # one row per forecaster: mae, rmse, mape, directional_accuracy...
+    times: pd.DatetimeIndex  # opening time of each predicted test bar
+    actual: np.ndarray  # (N,) actual closes of those bars
+    last_close: np.ndarray  # (N,) the close the forecasters last saw
+    predictions: dict[str, np.ndarray]  # forecaster -> (N,) predicted closes
+    loss: list[float]  # training loss per epoch
+    train_samples: int
+    test_samples: int
+
+
+def run_study(
+    frame: pd.DataFrame,
+    step_seconds: int,
+    *,
+    target: str = "price",
+    scaler: str = "minmax",
+    window: int = 24,
+    train_split: float = 0.8,
+    units: int = 50,
+    epochs: int = 10,
+    batch_size: int = 64,
+    dropout: float = 0.2,
+    seed: int = 0,
+) -> StudyResult:
+    """Fit an LSTM on the first part of `frame` and score it beside the baselines.
+
+    `frame` holds the input columns (utils.features.feature_frame); its first column is the
+    predicted close. `step_seconds` is the bar length, so windows never span a gap.
+    """
+    positions = bar_positions(frame.index, step_seconds)
+    values = model_values(frame, target, positions)
+    closes = frame.iloc[:, 0].to_numpy(dtype="float64")
+    windows = make_windows(values, closes, positions, window, 1)
+    split_row = round(len(frame) * train_split)
+    train, test = time_split(windows, split_row)
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError(f"{len(frame)} bars leave {len(train)} train and {len(test)} test samples")
+
+    lstm.seed_everything(seed)
+    fitted_scaler = make_scaler(scaler).fit(values[:split_row])
+    train_inputs = fitted_scaler.transform(train.inputs)
+    train_targets = fitted_scaler.transform_target(train.targets, train.inputs)
+    test_inputs = fitted_scaler.transform(test.inputs)
+
+    model = lstm.build_model(window, values.shape[1], 1, units, dropout, "tanh", "adam", "mse")
+    history = lstm.fit_model(
+        model, train_inputs, train_targets, epochs, batch_size, shuffle_buffer=1000, seed=seed
+    )
+    regression = WindowLinearRegression().fit(train_inputs, train_targets)
+
+    def as_prices(scaled: np.ndarray) -> np.ndarray:
+        model_space = fitted_scaler.inverse_target(scaled, test.inputs)
+        return target_prices(model_space, test.last_close, target)[:, 0]
+
+    predictions = {
+        "lstm": as_prices(lstm.predict(model, test_inputs)),
+        # Persistence is exactly the last close (utils.baselines.Persistence through the
+        # scaler and back leaves rounding noise of ~1e-12, whose sign would count as a
+        # called direction in directional accuracy).
+        "persistence": test.last_close.copy(),
+        "linear_regression": as_prices(regression.predict(test_inputs)),
+    }
+    actual = closes[test.first_target]
+    rows = {name: scores(actual, prices, test.last_close) for name, prices in predictions.items()}
+    return StudyResult(
+        scores=pd.DataFrame(rows).T,
+        times=frame.index[test.first_target],
+        actual=actual,
+        last_close=test.last_close,
+        predictions=predictions,
+        loss=history["loss"],
+        train_samples=len(train),
+        test_samples=len(test),
+    )
