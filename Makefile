@@ -10,7 +10,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-sqlite test-postgres lint format requirements bench-import clean
+.PHONY: install browser run test test-sqlite test-postgres lint format requirements bench-import clean
 
 # Poetry lives in its own virtualenv so it never shares packages with the project.
 $(POETRY):
@@ -30,8 +30,12 @@ run: install
 	$(PY) manage.py import_stocks
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
+# Debian's Chromium for the browser tests: Playwright launches it by path (no browser download).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
 # The whole suite on SQLite, then every database test again on PostgreSQL.
-test: install
+test: install browser
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
 

@@ -68,7 +68,7 @@ def price_context(params: QueryDict) -> tuple[dict[str, Any], int]:
             f"No {symbol} bars between {_day(start)} and {_day(end - timedelta(days=1))} (UTC)."
         )
         return context, 200
-    title = f"{symbol} · {chart.interval} bars"
+    title = f"{symbol} · {chart.interval} bars · UTC"
     context["figures"] = {"price": charts.price_volume_figure(chart.bars, title, style)}
     context |= {"interval": chart.interval, "bar_count": len(chart.bars)}
     return context, 200
@@ -113,7 +113,7 @@ def forecast_context(params: QueryDict) -> tuple[dict[str, Any], int]:
             f"{_day(end - timedelta(days=1))} (UTC)."
         )
         return context, 200
-    title = f"{session.symbol} · predictions at {data.interval}"
+    title = f"{session.symbol} · predictions at {data.interval} · UTC"
     context["figures"] = {
         "forecast": charts.forecast_figure(data.actual, data.predicted, data.future, title)
     }
@@ -134,7 +134,7 @@ def evaluation_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     data = selectors_web.evaluation_predictions(session)
     figures = {}
     if not data.predictions.empty:
-        title = f"{session.symbol} · actual and predicted at {data.interval}"
+        title = f"{session.symbol} · actual and predicted at {data.interval} · UTC"
         figures["predictions"] = charts.train_test_figure(
             data.predictions["actual"], data.predictions["predicted"], session.test_start, title
         )

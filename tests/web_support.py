@@ -134,7 +134,9 @@ def make_session(
     return session
 
 
-def part_result(times: list[datetime], mean: float, t: float, p: float, rejected: bool) -> dict:
+def part_result(
+    times: list[datetime], mean: float, t: float, p: float, rejected: bool, mase: float = 0.95
+) -> dict:
     """One part of Evaluation.results, in the shape predictor.services.evaluation stores."""
     n = len(times)
     curve = list(np.cumprod(np.r_[1.0, np.full(n, 1.001)]))
@@ -144,7 +146,7 @@ def part_result(times: list[datetime], mean: float, t: float, p: float, rejected
         "first": times[0].isoformat(),
         "last": times[-1].isoformat(),
         "bars": n,
-        "scores": scores(50.0, 0.95, mean, n),
+        "scores": scores(50.0, mase, mean, n),
         "strategy": {
             "total_return": curve[-1] - 1,
             "sharpe": 1.2,
@@ -195,13 +197,14 @@ def make_evaluation(
     train = [t_ for t_ in times if t_ < session.test_start]
     test = [t_ for t_ in times if t_ >= session.test_start]
     rejected = t > 0 and p < 0.05
+    mase = session.metrics["test"]["model"]["mase"]
     return Evaluation.objects.create(
         session=session,
         fee_bps=0.0,
         alpha=0.05,
-        test_mase=session.metrics["test"]["model"]["mase"],
+        test_mase=mase,
         results={
             "train": part_result(train, 0.55, 2.0, 0.03, True),
-            "test": part_result(test, mean, t, p, rejected),
+            "test": part_result(test, mean, t, p, rejected, mase),
         },
     )

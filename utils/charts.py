@@ -48,7 +48,7 @@ def times(index: Iterable) -> list[str]:
 def _layout(title: str, **extra) -> dict:
     return {
         "template": "none",
-        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 14}},
         "font": _FONT,
         "margin": {"l": 56, "r": 16, "t": 40, "b": 40},
         "legend": {"orientation": "h", "y": -0.15, "x": 0},
@@ -103,7 +103,7 @@ def price_volume_figure(bars: pd.DataFrame, title: str, style: str = "line") -> 
     layout = _layout(
         title,
         showlegend=False,
-        xaxis={**_AXIS, "rangeslider": {"visible": False}, "title": {"text": "UTC"}},
+        xaxis={**_AXIS, "rangeslider": {"visible": False}},
         yaxis={**_AXIS, "domain": [0, 0.24], "title": {"text": "Volume"}},
         yaxis2={**_AXIS, "domain": [0.3, 1], "title": {"text": "Price"}},
         bargap=0,
@@ -139,7 +139,7 @@ def forecast_figure(
             marker={"size": 6},
         ),
     ]
-    layout = _layout(title, xaxis={**_AXIS, "title": {"text": "UTC"}}, yaxis={**_AXIS})
+    layout = _layout(title, xaxis={**_AXIS}, yaxis={**_AXIS})
     return go.Figure(data=data, layout=layout)
 
 
@@ -161,13 +161,14 @@ def train_test_figure(
             y=_values(actual),
             name="Actual close",
             mode="lines",
-            line={"color": COLORS["actual"], "width": 1.5},
+            line={"color": COLORS["actual"], "width": 1},
         ),
         go.Scatter(
             x=times(index[~in_test]),
             y=_values(predicted)[~in_test],
             name="Predicted, training part",
             mode="lines",
+            opacity=0.75,
             line={"color": COLORS["train"], "width": 1.5},
         ),
         go.Scatter(
@@ -175,6 +176,7 @@ def train_test_figure(
             y=_values(predicted)[in_test],
             name="Predicted, test part",
             mode="lines",
+            opacity=0.75,
             line={"color": COLORS["test"], "width": 1.5},
         ),
     ]
@@ -208,7 +210,7 @@ def train_test_figure(
         )
     layout = _layout(
         title,
-        xaxis={**_AXIS, "title": {"text": "UTC"}},
+        xaxis={**_AXIS},
         yaxis={**_AXIS},
         shapes=shapes,
         annotations=annotations,
@@ -285,7 +287,7 @@ def equity_figure(curves: Mapping[str, pd.Series], title: str = "Equity") -> go.
         )
     layout = _layout(
         title,
-        xaxis={**_AXIS, "title": {"text": "UTC"}},
+        xaxis={**_AXIS},
         yaxis={**_AXIS, "title": {"text": "growth of 1"}},
     )
     return go.Figure(data=data, layout=layout)

@@ -1,0 +1,235 @@
+"""The pages in a real browser: Debian's Chromium driven by Playwright against live_server.
+
+Each page must load with no console error, draw the expected traces with the expected point
+counts (read from the plotly div's own `.data`), redraw when the selection changes, and
+leave a screenshot in test-artifacts/ for a human to look at. Chromium is launched by its
+path: no browser can be downloaded here (`make browser` installs Debian's). Without it the
+tests skip on a developer's machine but fail on CI, where a skip would hide a broken build.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from predictor.models import StockPrediction, TrainingSession
+from tests.training_support import BTC_FILE, ETH_FILE, import_days
+from tests.web_support import make_evaluation, make_session
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+# between page actions are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    message = f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(params=[{"width": 1280, "height": 900}, {"width": 390, "height": 844}])
+def page(request, browser):
+    """A fresh page per test, on a laptop screen and a phone screen; console errors collected."""
+    context = browser.new_context(viewport=request.param)
+    page = context.new_page()
+    page.console_errors = []
+    page.on(
+        "console",
+        lambda message: message.type == "error" and page.console_errors.append(message.text),
+    )
+    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+    page.device = "phone" if request.param["width"] < 600 else "laptop"
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def bars(tmp_path):
+    import_days(tmp_path, BTC_FILE, "2020-06-01", "2020-07-14")
+    import_days(tmp_path, ETH_FILE, "2019-07-01", "2019-07-10")
+
+
+def trace_points(page, div_id: str) -> dict[str, int]:
+    """{trace name: number of x values} as plotly.js holds them in the div."""
+    return page.evaluate(
+        """id => {
+            const div = document.getElementById(id);
+            if (!div || !div.data) return null;
+            return Object.fromEntries(div.data.map(t => [t.name, t.x ? t.x.length : 0]));
+        }""",
+        div_id,
+    )
+
+
+def first_x(page, div_id: str, trace: int = 0) -> str:
+    return page.evaluate(f"document.getElementById('{div_id}').data[{trace}].x[0]")
+
+
+def wait_for_draw(page, count: int) -> None:
+    page.wait_for_function(f"Number(document.body.dataset.draws) >= {count}", timeout=15_000)
+
+
+def shoot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{page.device}.png"), full_page=True)
+
+
+def open_page(page, url: str) -> None:
+    response = page.goto(url)
+    assert response.status == 200
+    wait_for_draw(page, 1)
+
+
+def test_prices_page(page, live_server, bars):
+    open_page(page, f"{live_server.url}/")
+    assert trace_points(page, "chart-price") == {"Close": 7 * 24, "Volume": 7 * 24}
+    assert first_x(page, "chart-price") == "2020-07-08T00:00"
+    shoot(page, "prices")
+
+    # Candlesticks over the whole stored range: aggregated, redrawn without a reload.
+    page.evaluate("window.notReloaded = true")
+    page.select_option("#id_style", "candles")
+    wait_for_draw(page, 2)
+    page.fill("#id_start", "2020-06-01")
+    page.locator("#id_start").dispatch_event("change")
+    wait_for_draw(page, 3)
+    assert trace_points(page, "chart-price") == {"Price": 44 * 24, "Volume": 44 * 24}
+    assert page.evaluate("document.getElementById('chart-price').data[0].type") == "candlestick"
+    assert page.evaluate("window.notReloaded") is True
+    assert "start=2020-06-01" in page.url and "style=candles" in page.url
+
+    # Another symbol: its own default range.
+    page.select_option("#id_symbol", "ETHUSD")
+    wait_for_draw(page, 4)
+    assert page.input_value("#id_start") == "2019-07-04"
+    assert trace_points(page, "chart-price") == {"Price": 7 * 24, "Volume": 7 * 24}
+    shoot(page, "prices-candles")
+
+    assert page.console_errors == []
+
+    # A bad range is a form error, and the chart stays as it was. The browser logs the
+    # endpoint's 400 answer as a failed resource: the only console errors allowed from here.
+    page.fill("#id_start", "2019-07-09")
+    page.fill("#id_end", "2019-07-05")
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-errors]:not([hidden])")
+    assert "after the end day" in page.inner_text("[data-errors]")
+    assert trace_points(page, "chart-price") == {"Price": 7 * 24, "Volume": 7 * 24}
+
+    # A range with no bars: the empty state, no chart.
+    page.fill("#id_start", "2012-01-01")
+    page.fill("#id_end", "2012-01-31")
+    page.click("button[type=submit]")
+    wait_for_draw(page, 5)
+    assert page.is_hidden("#chart-price")
+    assert "No ETHUSD bars between 2012-01-01 and 2012-01-31" in page.inner_text("[data-empty]")
+    assert page.console_errors and all("status of 400" in e for e in page.console_errors)
+
+
+def test_forecast_page(page, live_server, bars):
+    older = make_session(TrainingSession.Kind.PRODUCTION, created_offset=0, future=3)
+    newest = make_session(TrainingSession.Kind.PRODUCTION, created_offset=5, future=5, seed=2)
+    open_page(page, f"{live_server.url}/forecast/")
+    assert trace_points(page, "chart-forecast") == {
+        "Actual close": 7 * 24,
+        "Predicted (1 bar ahead)": 7 * 24,
+        "Forecast beyond the last bar": 5,
+    }
+    assert str(newest.id) in page.inner_text("[data-details]")
+    shoot(page, "forecast")
+
+    page.select_option("#id_session", str(older.id))
+    wait_for_draw(page, 2)
+    assert trace_points(page, "chart-forecast")["Forecast beyond the last bar"] == 3
+    assert str(older.id) in page.inner_text("[data-details]")
+
+    page.fill("#id_start", "2020-06-01")
+    page.fill("#id_end", "2020-07-15")
+    page.click("button[type=submit]")
+    wait_for_draw(page, 3)
+    predicted = StockPrediction.objects.filter(session=older, actual_close__isnull=False).count()
+    points = trace_points(page, "chart-forecast")
+    assert points["Predicted (1 bar ahead)"] == predicted and points["Actual close"] == 44 * 24
+    assert page.console_errors == []
+
+    page.goto(f"{live_server.url}/forecast/?session=not-a-session")
+    assert "There is no production session" in page.inner_text("main")
+
+
+def test_evaluation_page(page, live_server, bars):
+    best = make_session(TrainingSession.Kind.EVALUATION, created_offset=0, mase=0.9)
+    worse = make_session(TrainingSession.Kind.EVALUATION, created_offset=5, mase=1.3, seed=4)
+    make_evaluation(best)
+    make_evaluation(worse, mean=0.45, t=-2.9, p=0.002)
+    open_page(page, f"{live_server.url}/evaluation/?session={best.id}")
+    rows = StockPrediction.objects.filter(session=best).count()
+    split = StockPrediction.objects.filter(session=best, time__lt=best.test_start).count()
+    assert trace_points(page, "chart-predictions") == {
+        "Actual close": rows,
+        "Predicted, training part": split,
+        "Predicted, test part": rows - split,
+    }
+    assert trace_points(page, "chart-loss") == {"loss": 2}
+    equity = trace_points(page, "chart-equity")
+    assert equity == {
+        "Strategy, train part": split + 1,
+        "Buy and hold, train part": split + 1,
+        "Strategy, test part": rows - split + 1,
+        "Buy and hold, test part": rows - split + 1,
+    }
+    assert "better than a coin" in page.inner_text("[data-details]")
+    shoot(page, "evaluation")
+
+    # The leaderboard sorts on a click; best MASE first to start with.
+    def board() -> list[str]:
+        return page.eval_on_selector_all(
+            "#leaderboard tbody tr", "rows => rows.map(r => r.dataset.session)"
+        )
+
+    assert board() == [str(best.id), str(worse.id)]
+    page.click("#leaderboard th:has-text('Test MASE')")
+    assert board() == [str(best.id), str(worse.id)]
+    page.click("#leaderboard th:has-text('Test MASE')")
+    assert board() == [str(worse.id), str(best.id)]
+
+    # Clicking a leaderboard row opens that session without a reload.
+    page.click(f"#leaderboard tr[data-session='{worse.id}'] td:nth-child(3)")
+    wait_for_draw(page, 2)
+    assert page.input_value("#id_session") == str(worse.id)
+    details = page.inner_text("[data-details]")
+    assert "worse than a coin" in details and "-2.900" in details
+    assert f"session={worse.id}" in page.url
+    shoot(page, "evaluation-worse")
+    assert page.console_errors == []
