@@ -176,7 +176,7 @@ def test_other_model_kinds_and_the_leaderboard(bars, artifact_dirs):
         sessions[kind], printed = train_model("-N", "BTCUSD", "-M", kind, "-W", "12", "--seed", "2")
         assert sessions[kind].model_kind == kind
         assert sessions[kind].status == TrainingSession.Status.SUCCEEDED
-        assert "test, in price units" in printed
+        assert "test, in price units" in printed and "forecasts stored and evaluated" in printed
         assert run("forecast", "-T", str(sessions[kind].id)).startswith(
             f"session {sessions[kind].id}"
         )

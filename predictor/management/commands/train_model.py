@@ -172,7 +172,13 @@ class Command(BaseCommand):
         self.stdout.write(
             f"session {session.id} ({session.kind}, version {session.version}) {session.status}"
         )
-        self.stdout.write(f"model: {session.model_path}\nscaler: {session.scaler_path}")
+        if session.model_path:
+            self.stdout.write(f"model: {session.model_path}\nscaler: {session.scaler_path}")
+        else:
+            self.stdout.write(
+                f"{session.model_kind}: forecasts stored and evaluated "
+                f"(./manage.py evaluate -T {session.id}, ./manage.py leaderboard)"
+            )
         for part, table in session.metrics.items():
             count = next(iter(table.values()))["n"]
             self.stdout.write(f"{part}, in price units ({count} forecasts):")
