@@ -23,7 +23,7 @@ import pandas as pd
 
 from utils import lstm
 from utils.baselines import WindowLinearRegression
-from utils.csv_formats import detect_layout, iter_bar_chunks
+from utils.csv_formats import detect_layout, iter_bar_chunks, normalise_symbol
 from utils.features import (
     Windows,
     bar_positions,
@@ -38,11 +38,19 @@ from utils.metrics import scores
 def read_csv_bars(path: Path | str) -> pd.DataFrame:
     """Every trustworthy bar of one CSV file, indexed by opening time (UTC), oldest first.
 
-    Rows the importer would reject are left out; a bar listed twice keeps its first row,
-    as the importer does.
+    Rows the importer would reject are left out (rows naming another symbol than the first
+    row included); a bar listed twice keeps its first row, as the importer does.
     """
     layout = detect_layout(Path(path))
-    chunks = [chunk.bars for chunk in iter_bar_chunks(layout)]
+    chunks = []
+    symbol = None
+    for chunk in iter_bar_chunks(layout):
+        bars = chunk.bars
+        if len(chunk.symbols):
+            symbols = chunk.symbols.astype("string").map(normalise_symbol)
+            symbol = symbol or symbols.iloc[0]
+            bars = bars[(symbols == symbol).to_numpy()]
+        chunks.append(bars)
     bars = pd.concat(chunks).drop_duplicates(subset="time", keep="first")
     return bars.set_index("time").sort_index()[["open", "high", "low", "close", "volume"]]
 
