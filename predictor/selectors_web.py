@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 from django.db import connection
 from django.db.models import Max, Min
@@ -190,10 +191,15 @@ def one_step_predictions(
         .order_by()
     )
     inner_sql, params = grouped.query.sql_with_params()
+    # Correlated probes of the unique index, one per bucket: a join lets the planner hash
+    # the whole predictions table (every session's rows) to find a few thousand.
+    lookup = (
+        f'(SELECT p.{{}} FROM "{table}" p WHERE p.session_id = g.session_id '
+        "AND p.time = g.last_time AND p.steps_ahead = 1)"
+    )
     sql = (
-        f"SELECT {epoch}, p.predicted_close, p.actual_close FROM ({inner_sql}) g "
-        f'JOIN "{table}" p ON p.session_id = g.session_id AND p.steps_ahead = 1 '
-        "AND p.time = g.last_time ORDER BY 1"
+        f"SELECT {epoch}, {lookup.format('predicted_close')}, {lookup.format('actual_close')} "
+        f"FROM ({inner_sql}) g ORDER BY 1"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -293,17 +299,28 @@ def score_rows(metrics: dict, part: str) -> list[dict]:
     return rows
 
 
-def equity_curves(results: dict) -> dict[str, pd.Series]:
-    """The stored equity curves of each part, as series named for the chart's legend."""
+def equity_curves(results: dict, points: int = MAX_POINTS // 2) -> dict[str, pd.Series]:
+    """The stored equity curves of each part, named for the chart's legend.
+
+    Each part is thinned evenly to `points` (first and last kept), so the two parts together
+    stay within the few thousand points a chart may carry.
+    """
     curves = {}
     for part in ("train", "test"):
         equity = (results.get(part) or {}).get("equity") or {}
-        if not equity.get("times"):
+        stamps = equity.get("times") or []
+        if not stamps:
             continue
-        index = pd.DatetimeIndex(pd.to_datetime(equity["times"], utc=True, format="ISO8601"))
+        keep = np.unique(
+            np.r_[np.linspace(0, len(stamps) - 1, points).astype(int), len(stamps) - 1]
+        )
+        index = pd.DatetimeIndex(
+            pd.to_datetime([stamps[i] for i in keep], utc=True, format="ISO8601")
+        )
         for key, label in (("strategy", "Strategy"), ("buy_and_hold", "Buy and hold")):
             if equity.get(key):
-                curves[f"{label}, {part} part"] = pd.Series(equity[key], index=index, dtype=float)
+                values = np.asarray(equity[key], dtype="float64")[keep]
+                curves[f"{label}, {part} part"] = pd.Series(values, index=index)
     return curves
 
 

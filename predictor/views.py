@@ -167,9 +167,16 @@ def evaluation_context(params: QueryDict) -> tuple[dict[str, Any], int]:
         "has_predictions": not data.predictions.empty,
         "evaluation": evaluation,
         "parts": parts,
-        "leaderboard": selectors_web.leaderboard_rows(leaderboard()),
     }
     return context, 200
+
+
+def evaluation_page_context(params: QueryDict) -> tuple[dict[str, Any], int]:
+    """The evaluation page adds the leaderboard; its JSON twin redraws only the session."""
+    context, status = evaluation_context(params)
+    if context.get("form") is not None:
+        context["leaderboard"] = selectors_web.leaderboard_rows(leaderboard())
+    return context, status
 
 
 # Responses ------------------------------------------------------------------------------------
@@ -245,7 +252,7 @@ def forecast_data(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def evaluation(request: HttpRequest) -> HttpResponse:
-    return _page(request, evaluation_context, "predictor/evaluation.html")
+    return _page(request, evaluation_page_context, "predictor/evaluation.html")
 
 
 @require_GET
