@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from utils.baselines import Persistence, WindowLinearRegression
-from utils.metrics import directional_accuracy, mae, mape, mase, rmse, scores
+from utils.metrics import directional_accuracy, mae, mape, mase, move_direction, rmse, scores
 
 ACTUAL = np.array([[110.0], [90.0], [100.0]])
 PREDICTED = np.array([[105.0], [95.0], [100.0]])
@@ -59,3 +59,13 @@ def test_linear_regression_is_least_squares_on_flattened_windows():
     design = np.column_stack([inputs.reshape(50, -1), np.ones(50)])
     coefficients = np.linalg.lstsq(design, targets, rcond=None)[0]
     np.testing.assert_allclose(model.predict(inputs[:3]), design[:3] @ coefficients, atol=1e-10)
+
+
+def test_rounding_noise_around_the_last_close_is_no_call():
+    """Persistence through a scaler and back lands ~1e-12 off the close: that is "no change"."""
+    last_close = np.array([100.0, 200.0, 300.0, 400.0])
+    actual = np.array([101.0, 199.0, 301.0, 399.0])
+    noisy_persistence = last_close * (1 + np.array([1e-12, -1e-12, 1e-12, -1e-12]))
+    assert directional_accuracy(actual, noisy_persistence, last_close) == 0.0
+    assert move_direction(noisy_persistence, last_close).tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert move_direction(actual, last_close).tolist() == [1.0, -1.0, 1.0, -1.0]

@@ -8,6 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 
+# A forecast within this fraction of the last close is "no change": a price that went
+# through a scaler and back differs from the close it came from by ~1e-12 relative, and the
+# sign of that rounding error is not a call on the market's direction.
+NO_CHANGE_RTOL = 1e-9
+
+
+def move_direction(values: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """+1, -1 or 0 for each value against its base; moves within NO_CHANGE_RTOL count as 0.
+
+    The one definition of a direction used by the scores, the strategy's positions and the
+    direction tests, so all three agree on what "the forecast said up" means.
+    """
+    difference = np.asarray(values, dtype="float64") - np.asarray(base, dtype="float64")
+    flat = np.abs(difference) <= NO_CHANGE_RTOL * np.abs(np.asarray(base, dtype="float64"))
+    return np.where(flat, 0.0, np.sign(difference))
+
 
 def mae(actual: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.mean(np.abs(predicted - actual)))
@@ -31,10 +47,11 @@ def directional_accuracy(
     left out; a forecast of "no change" is never right, so persistence scores 0.
     """
     base = np.broadcast_to(last_close.reshape(-1, *([1] * (actual.ndim - 1))), actual.shape)
-    moved = actual != base
+    actual_move = move_direction(actual, base)
+    moved = actual_move != 0
     if not moved.any():
         return None
-    hits = np.sign(predicted - base) == np.sign(actual - base)
+    hits = move_direction(predicted, base) == actual_move
     return float(np.mean(hits[moved]))
 
 

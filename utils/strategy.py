@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from utils.metrics import move_direction
+
 SECONDS_PER_YEAR = 365.25 * 86400  # crypto trades around the clock, every day of the year
 
 
@@ -28,8 +30,8 @@ SECONDS_PER_YEAR = 365.25 * 86400  # crypto trades around the clock, every day o
 
 
 def positions(predicted: np.ndarray, last_close: np.ndarray) -> np.ndarray:
-    """+1 long, -1 short, 0 flat for each bar: the sign of the forecast move."""
-    return np.sign(np.asarray(predicted, dtype="float64") - np.asarray(last_close, "float64"))
+    """+1 long, -1 short, 0 flat for each bar: the direction of the forecast move."""
+    return move_direction(predicted, last_close)
 
 
 def bar_returns(actual: np.ndarray, last_close: np.ndarray) -> np.ndarray:
@@ -160,8 +162,9 @@ def direction_hits(predicted: np.ndarray, actual: np.ndarray, last_close: np.nda
     predicted, actual, last_close = (
         np.asarray(a, dtype="float64") for a in (predicted, actual, last_close)
     )
-    moved = actual != last_close
-    hits = np.sign(predicted - last_close) == np.sign(actual - last_close)
+    actual_move = move_direction(actual, last_close)
+    moved = actual_move != 0
+    hits = move_direction(predicted, last_close) == actual_move
     return hits[moved].astype("float64")
 
 
