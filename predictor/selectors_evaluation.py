@@ -63,8 +63,13 @@ def leaderboard(
     Diebold-Mariano for the persistence session itself, whose errors equal persistence's).
     Filters: symbol and interval as stored on the session; limit caps the rows returned.
     """
-    evaluations = Evaluation.objects.select_related("session").filter(
-        session__kind=TrainingSession.Kind.EVALUATION
+    # Only the few small parts of `results` a row shows are read, extracted in the database:
+    # the equity curves and the sessions' histories would be decoded for every row otherwise.
+    evaluations = (
+        Evaluation.objects.select_related("session")
+        .filter(session__kind=TrainingSession.Kind.EVALUATION)
+        .only(*_SESSION_FIELDS, "fee_bps", "alpha", "test_mase")
+        .annotate(**{f"test_{part}": F(f"results__test__{part}") for part in _TEST_PARTS})
     )
     if symbol:
         evaluations = evaluations.filter(session__symbol=symbol)
@@ -101,12 +106,18 @@ def session_evaluation(session_id) -> Evaluation | None:
     return Evaluation.objects.filter(session_id=session_id).first()
 
 
+_TEST_PARTS = ("scores", "direction_test", "diebold_mariano", "strategy", "buy_and_hold", "verdict")
+_SESSION_FIELDS = tuple(
+    f"session__{name}" for name in ("id", "model_kind", "symbol", "interval", "created_at")
+)
+
+
 def _row(rank: int, evaluation: Evaluation) -> dict:
     session = evaluation.session
-    test = evaluation.results.get("test", {})
-    scores = test.get("scores", {})
-    direction = test.get("direction_test", {})
-    dm = test.get("diebold_mariano", {})
+    test = {part: getattr(evaluation, f"test_{part}") or {} for part in _TEST_PARTS}
+    scores = test["scores"]
+    direction = test["direction_test"]
+    dm = test["diebold_mariano"]
     return {
         "rank": rank,
         "session_id": str(session.id),
@@ -128,5 +139,5 @@ def _row(rank: int, evaluation: Evaluation) -> dict:
         "dm_p_value": dm.get("p_value"),
         "alpha": evaluation.alpha,
         "rejected": direction.get("rejected"),
-        "verdict": test.get("verdict"),
+        "verdict": test["verdict"] or None,
     }
