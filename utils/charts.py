@@ -115,18 +115,23 @@ def price_volume_figure(bars: pd.DataFrame, title: str, style: str = "line") -> 
     return go.Figure(data=[price, volume], layout=layout)
 
 
+def _actual_close(actual: pd.Series, width: float) -> go.Scatter:
+    """The actual-close line every prediction chart is read against, drawn the same way."""
+    return go.Scatter(
+        x=times(actual.index),
+        y=_values(actual),
+        name="Actual close",
+        mode="lines",
+        line={"color": COLORS["actual"], "width": width},
+    )
+
+
 def forecast_figure(
     actual: pd.Series, predicted: pd.Series, future: pd.Series, title: str
 ) -> go.Figure:
     """Actual closes, the predictions made for them, and the forecast beyond the last bar."""
     data = [
-        go.Scatter(
-            x=times(actual.index),
-            y=_values(actual),
-            name="Actual close",
-            mode="lines",
-            line={"color": COLORS["actual"], "width": 1.5},
-        ),
+        _actual_close(actual, width=1.5),
         go.Scatter(
             x=times(predicted.index),
             y=_values(predicted),
@@ -160,13 +165,7 @@ def train_test_figure(
         index >= pd.Timestamp(split) if split is not None else np.zeros(len(index), dtype=bool)
     )
     data = [
-        go.Scatter(
-            x=times(actual.index),
-            y=_values(actual),
-            name="Actual close",
-            mode="lines",
-            line={"color": COLORS["actual"], "width": 1},
-        ),
+        _actual_close(actual, width=1),
         go.Scatter(
             x=times(index[~in_test]),
             y=_values(predicted)[~in_test],
