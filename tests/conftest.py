@@ -242,3 +242,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"{connection.vendor}: check the test settings",
             returncode=pytest.ExitCode.USAGE_ERROR,
         )
+
+
+@pytest.fixture
+def artifact_dirs(tmp_path):
+    """model_weights/ and scalers/ pointed at a temporary folder for one test."""
+    from tests.training_support import artifacts_under
+
+    with artifacts_under(tmp_path) as folders:
+        yield folders

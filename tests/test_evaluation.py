@@ -16,18 +16,12 @@ from scipy import stats
 
 from predictor.models import Evaluation, Stock, StockPrediction, TrainingSession
 from predictor.selectors_evaluation import LEADERBOARD_COLUMNS, leaderboard, session_evaluation
-from tests.training_support import BTC_FILE, artifacts_under, import_days, train_model
+from tests.training_support import BTC_FILE, import_days, train_model
 
 pytestmark = pytest.mark.django_db
 
 TINY = ["-P", "1", "-U", "4", "-W", "12", "--seed", "3"]
 HOURS_PER_YEAR = 365.25 * 24
-
-
-@pytest.fixture
-def artifact_dirs(tmp_path):
-    with artifacts_under(tmp_path) as folders:
-        yield folders
 
 
 @pytest.fixture

@@ -10,17 +10,11 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from predictor.models import Stock, StockPrediction
-from tests.training_support import BTC_FILE, artifacts_under, import_days, train_model
+from tests.training_support import BTC_FILE, import_days, train_model
 
 pytestmark = pytest.mark.django_db
 
 TINY = ["-P", "1", "-U", "4", "-W", "12", "--seed", "3"]
-
-
-@pytest.fixture
-def artifact_dirs(tmp_path):
-    with artifacts_under(tmp_path) as folders:
-        yield folders
 
 
 def forecast(session_id) -> str:

@@ -20,7 +20,6 @@ from predictor.models import Stock, TrainingSession
 from tests.training_support import (
     BTC_FILE,
     ETH_FILE,
-    artifacts_under,
     files_in,
     import_days,
     train_model,
@@ -30,12 +29,6 @@ pytestmark = pytest.mark.django_db
 
 TINY = ["-P", "1", "-U", "4", "-W", "12", "-B", "64"]
 JULY = ["-N", "BTCUSD", "-S", "2020-07-01", "-E", "2020-07-15"]
-
-
-@pytest.fixture
-def artifact_dirs(tmp_path):
-    with artifacts_under(tmp_path) as folders:
-        yield folders
 
 
 @pytest.fixture
