@@ -102,9 +102,9 @@ def worker_baseline(database_url: str, csv_path: Path) -> dict:
     from django.db import connection
 
     from predictor.services.bars import sqlite_datetime_text
-    from utils.csv_formats import detect_layout, iter_bar_chunks
+    from utils.bar_files import read_bar_file
 
-    bars = pd.concat(chunk.bars for chunk in iter_bar_chunks(detect_layout(csv_path)))
+    bars = read_bar_file(csv_path).bars
     columns = '"symbol", "bar_length", "time", "open", "high", "low", "close", "volume", '
     columns += '"exchange", "source"'
     connection.ensure_connection()

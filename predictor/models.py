@@ -4,6 +4,8 @@ import uuid
 
 from django.db import models
 
+from utils.forecasters import MODEL_KINDS, REGISTRY
+
 
 class Stock(models.Model):
     """One OHLCV bar of one symbol, keyed by (symbol, bar length, opening time in UTC).
@@ -29,6 +31,12 @@ class Stock(models.Model):
     source = models.CharField(
         max_length=128, blank=True, default="", help_text="Where the bar came from, e.g. a file."
     )
+    provisional = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="The series' newest bar, possibly still forming when stored: the next "
+        "update or import replaces it with the complete bar.",
+    )
 
     class Meta:
         constraints = [
@@ -38,7 +46,15 @@ class Stock(models.Model):
         ]
         # The unique constraint's index (symbol, bar_length, time) serves every range scan
         # of one series; this one serves "latest bar of each symbol" across bar lengths.
-        indexes = [models.Index(fields=["symbol", "time"], name="stock_symbol_time")]
+        # The partial index finds a series' few provisional bars without scanning it.
+        indexes = [
+            models.Index(fields=["symbol", "time"], name="stock_symbol_time"),
+            models.Index(
+                fields=["symbol", "bar_length", "time"],
+                condition=models.Q(provisional=True),
+                name="stock_provisional",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.bar_length} {self.time:%Y-%m-%d %H:%M} close={self.close}"
@@ -57,11 +73,11 @@ class TrainingSession(models.Model):
         EVALUATION = "evaluation"
         PRODUCTION = "production"
 
-    class ModelKind(models.TextChoices):
-        LSTM = "lstm"
-        PROPHET = "prophet"
-        PERSISTENCE = "persistence"
-        LINEAR = "linear"
+    # The forecaster registry (utils.forecasters) is the one list of model kinds: the
+    # choices and the constraint below follow it (a new kind needs a migration).
+    ModelKind = models.TextChoices(
+        "ModelKind", [(kind.upper(), (kind, REGISTRY[kind].label)) for kind in MODEL_KINDS]
+    )
 
     class Status(models.TextChoices):
         RUNNING = "running"
@@ -74,7 +90,7 @@ class TrainingSession(models.Model):
         max_length=16,
         choices=ModelKind.choices,
         default=ModelKind.LSTM,
-        help_text="What forecasts: the LSTM, Prophet, or a baseline stored as a session.",
+        help_text="What forecasts: a kind of the forecaster registry (utils.forecasters).",
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     error = models.TextField(blank=True, default="")
@@ -137,7 +153,7 @@ class TrainingSession(models.Model):
                 name="trainingsession_status_valid",
             ),
             models.CheckConstraint(
-                condition=models.Q(model_kind__in=["lstm", "prophet", "persistence", "linear"]),
+                condition=models.Q(model_kind__in=list(MODEL_KINDS)),
                 name="trainingsession_model_kind_valid",
             ),
             models.CheckConstraint(
@@ -189,15 +205,19 @@ class Evaluation(models.Model):
 
     One row per session, replaced by each `evaluate` run. `results` holds one entry per part,
     "train" and "test" (see predictor.services.evaluation for the exact shape); the test
-    part's MASE is copied into `test_mase` so the leaderboard can order in the database.
+    part's rel_mae (MAE over persistence's on the same bars) is copied into `test_rel_mae` so
+    the leaderboard can order in the database.
     """
 
     session = models.OneToOneField(
         TrainingSession, on_delete=models.CASCADE, related_name="evaluation"
     )
-    fee_bps = models.FloatField(default=0.0, help_text="Fee per position change, basis points.")
+    fee_bps = models.FloatField(default=0.0, help_text="Fee per unit traded, basis points.")
+    spread_bps = models.FloatField(
+        default=0.0, help_text="Quoted bid-ask spread, basis points; half is paid per unit traded."
+    )
     alpha = models.FloatField(default=0.05, help_text="Significance level of the verdicts.")
-    test_mase = models.FloatField(null=True, blank=True)
+    test_rel_mae = models.FloatField(null=True, blank=True)
     results = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -208,6 +228,9 @@ class Evaluation(models.Model):
                 condition=models.Q(alpha__gt=0, alpha__lt=1), name="evaluation_alpha_range"
             ),
             models.CheckConstraint(condition=models.Q(fee_bps__gte=0), name="evaluation_fee_bps"),
+            models.CheckConstraint(
+                condition=models.Q(spread_bps__gte=0), name="evaluation_spread_bps"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -92,16 +92,40 @@ def get_bars(
 ) -> pd.DataFrame:
     """The symbol's bars in [start, end) at `interval` (M, H, D, a timeframe or pandas offset).
 
-    Returns a frame indexed by opening time (UTC) with open, high, low, close, volume and
-    bar_count (how many stored bars each row was built from). Buckets with no stored bars are
-    absent, never filled in. Raises NoBarsError when nothing is stored for the range.
+    Returns a frame indexed by opening time (UTC) with open, high, low, close, volume,
+    bar_count (how many stored bars each row was built from) and provisional (the row holds a
+    bar that may still have been forming when stored: the series' newest). Buckets with no
+    stored bars are absent, never filled in. Raises NoBarsError when nothing is stored for
+    the range.
     """
     bar_length = source_bar_length(symbol, interval, start, end)
     if timeframe_seconds(bar_length) == interval_seconds(interval):
-        return _fetch_frame(symbol, bar_length, start, end).assign(bar_count=1)
-    if connection.vendor in ("sqlite", "postgresql"):
-        return _aggregate_in_database(symbol, bar_length, interval, start, end)
-    return resample_bars(_fetch_frame(symbol, bar_length, start, end), interval)
+        frame = _fetch_frame(symbol, bar_length, start, end).assign(bar_count=1)
+    elif connection.vendor in ("sqlite", "postgresql"):
+        frame = _aggregate_in_database(symbol, bar_length, interval, start, end)
+    else:
+        frame = resample_bars(_fetch_frame(symbol, bar_length, start, end), interval)
+    return _with_provisional(frame, symbol, bar_length, interval, start, end)
+
+
+def _with_provisional(
+    frame: pd.DataFrame,
+    symbol: str,
+    bar_length: str,
+    interval: str,
+    start: datetime | None,
+    end: datetime | None,
+) -> pd.DataFrame:
+    """Mark the buckets holding a provisional bar: a handful of rows found through the
+    partial index, so the aggregate over millions of bars stays as it was."""
+    times = list(
+        _series(symbol, bar_length, start, end)
+        .filter(provisional=True)
+        .values_list("time", flat=True)
+    )
+    buckets = pd.DatetimeIndex(times, tz="UTC").floor(f"{interval_seconds(interval)}s")
+    frame["provisional"] = frame.index.isin(buckets)
+    return frame
 
 
 def _bucket_sql(seconds: int) -> tuple[str, str]:

@@ -11,6 +11,15 @@ from __future__ import annotations
 from django.db.models import F
 
 from predictor.models import Evaluation, TrainingSession
+from utils.strategy import holm_adjusted
+
+# The sentence shown under every leaderboard (page and command).
+HOLM_NOTE = (
+    "All figures are the test part's (out-of-sample); training-part figures are in-sample "
+    "(fitted) and never ranked. Holm p is the direction t-test's p-value Holm-Bonferroni "
+    "adjusted (step-down) over the sessions listed here, since they are all judged on the same "
+    "test bars; the verdict rejects coin flipping only when the adjusted p is below alpha."
+)
 
 # The keys of each leaderboard row, in display order.
 LEADERBOARD_COLUMNS = (
@@ -21,6 +30,7 @@ LEADERBOARD_COLUMNS = (
     "interval",
     "created_at",
     "test_bars",
+    "test_rel_mae",
     "test_mase",
     "test_mae",
     "test_directional_accuracy",
@@ -29,11 +39,13 @@ LEADERBOARD_COLUMNS = (
     "fee_bps",
     "t_score",
     "t_p_value",
+    "t_p_value_holm",
     "binomial_p_value",
     "dm_statistic",
     "dm_p_value",
     "alpha",
     "rejected",
+    "rejected_holm",
     "verdict",
 )
 
@@ -41,23 +53,29 @@ LEADERBOARD_COLUMNS = (
 def leaderboard(
     symbol: str | None = None, interval: str | None = None, limit: int | None = None
 ) -> list[dict]:
-    """Evaluated evaluation sessions, best test MASE first (no MASE: last, newest first).
+    """Evaluated evaluation sessions, best test rel_mae first (none: last, newest first).
 
     Each row is a dict with exactly the keys of LEADERBOARD_COLUMNS:
 
     - rank (1-based), session_id (str UUID), model_kind ("lstm", "prophet", "persistence",
       "linear"), symbol, interval, created_at (the session's, aware datetime);
     - test_bars: forecasts scored in the test part;
-    - test_mase, test_mae, test_directional_accuracy (0..1): scores of the stored one-step
-      forecasts on the test part, in price units;
+    - test_rel_mae (MAE over persistence's MAE on the same test bars), test_mase
+      (Hyndman-Koehler: MAE over the training part's in-sample naive MAE), test_mae,
+      test_directional_accuracy (0..1): scores of the stored one-step forecasts on the test
+      part, in price units;
     - strategy_return: the long/short strategy's total return on the test part, net of fees
       (0.05 = +5 %); buy_and_hold_return: buy-and-hold on the same bars, same fee rule;
-      fee_bps: the fee the evaluation charged per position change;
+      fee_bps: the fee the evaluation charged per unit traded;
     - t_score, t_p_value (one-sided), binomial_p_value (one-sided): the direction test
       against coin flipping; dm_statistic, dm_p_value (two-sided): Diebold-Mariano against
       persistence;
-    - alpha, rejected (bool: direction better than coin flipping at alpha), verdict (a short
-      sentence saying so).
+    - t_p_value_holm: the t-test p-value Holm-Bonferroni adjusted over the rows returned
+      (utils.strategy.holm_adjusted): many sessions judged on the same test bars would
+      otherwise find a "significant" one by chance;
+    - alpha, rejected (bool: direction better than coin flipping at alpha, unadjusted),
+      rejected_holm (the same with the Holm-adjusted p-value: the leaderboard's verdict),
+      verdict (the stored sentence, unadjusted).
 
     Any number may be None where it is undefined (e.g. a t-score on constant hits, or
     Diebold-Mariano for the persistence session itself, whose errors equal persistence's).
@@ -68,17 +86,27 @@ def leaderboard(
     evaluations = (
         Evaluation.objects.select_related("session")
         .filter(session__kind=TrainingSession.Kind.EVALUATION)
-        .only(*_SESSION_FIELDS, "fee_bps", "alpha", "test_mase")
+        .only(*_SESSION_FIELDS, "fee_bps", "alpha", "test_rel_mae")
         .annotate(**{f"test_{part}": F(f"results__test__{part}") for part in _TEST_PARTS})
     )
     if symbol:
         evaluations = evaluations.filter(session__symbol=symbol)
     if interval:
         evaluations = evaluations.filter(session__interval=interval)
-    evaluations = evaluations.order_by(F("test_mase").asc(nulls_last=True), "-session__created_at")
+    evaluations = evaluations.order_by(
+        F("test_rel_mae").asc(nulls_last=True), "-session__created_at"
+    )
     if limit is not None:
         evaluations = evaluations[:limit]
-    return [_row(rank, e) for rank, e in enumerate(evaluations, start=1)]
+    rows = [_row(rank, e) for rank, e in enumerate(evaluations, start=1)]
+    adjusted = holm_adjusted([row["t_p_value"] for row in rows])
+    for row, p_value in zip(rows, adjusted, strict=True):
+        row["t_p_value_holm"] = p_value
+        # Raw rejection already asks for a positive t (adjusted p-values only grow).
+        row["rejected_holm"] = bool(
+            row["rejected"] and p_value is not None and p_value < row["alpha"]
+        )
+    return rows
 
 
 def session_evaluation(session_id) -> Evaluation | None:
@@ -87,21 +115,30 @@ def session_evaluation(session_id) -> Evaluation | None:
     `evaluation.results` is {"train": PART, "test": PART} (test absent for production
     sessions), each PART a dict:
 
+    - "sample": "in-sample (fitted)" for the training part (the model's fits to bars it
+      was trained on: never a verdict), "out-of-sample" for the test part; "in_sample": bool
+      (evaluations stored before these keys lack them: the part's name decides);
     - "first", "last": ISO times of the first and last forecast bar; "bars": how many;
-    - "scores": {"mae", "rmse", "mape", "directional_accuracy", "mase", "n"} (utils.metrics);
+    - "scores": {"mae", "rmse", "mape", "directional_accuracy", "rel_mae", "mase", "n"}
+      (utils.metrics; mase is scaled by the training part's naive MAE for both parts);
     - "strategy" and "buy_and_hold": {"total_return", "sharpe", "max_drawdown",
       "position_changes", "fees"} (returns as fractions, drawdown positive, e.g. 0.12;
       sharpe annualised; fees: the sum of fees charged, as a fraction of equity per bar);
+    - "bootstrap": the 95 % moving-block bootstrap interval of the strategy's net per-bar
+      returns (utils.bootstrap.BootstrapInterval.to_dict(): method, level, resamples,
+      block_length, seed, bars, total_return_low/high, sharpe_low/high, sharpe_resamples);
     - "equity": {"times": [ISO...], "strategy": [...], "buy_and_hold": [...]}: both curves
       starting at 1.0 before the first bar, at most 2,000 points (evenly thinned, last kept);
     - "direction_test": {"bars", "hits", "mean", "t_score", "t_p_value",
       "binomial_p_value", "alpha", "rejected"};
     - "diebold_mariano": {"statistic", "p_value", "raw_statistic", "mean_loss_difference",
       "n", "horizon", "loss"} (negative statistic: the model's squared errors are smaller
-      than persistence's);
-    - "verdict": one sentence on the direction test at alpha.
+      than persistence's); for a persistence session all None, with "reason";
+    - "verdict": one sentence on the direction test at alpha (the training part's begins
+      "in-sample (fitted), not a verdict").
 
-    The evaluation's own fields: fee_bps, alpha, test_mase, created_at, updated_at.
+    The evaluation's own fields: fee_bps, spread_bps, alpha, test_rel_mae, created_at,
+    updated_at.
     """
     return Evaluation.objects.filter(session_id=session_id).first()
 
@@ -126,6 +163,7 @@ def _row(rank: int, evaluation: Evaluation) -> dict:
         "interval": session.interval,
         "created_at": session.created_at,
         "test_bars": scores.get("n"),
+        "test_rel_mae": scores.get("rel_mae"),
         "test_mase": scores.get("mase"),
         "test_mae": scores.get("mae"),
         "test_directional_accuracy": scores.get("directional_accuracy"),
@@ -134,10 +172,12 @@ def _row(rank: int, evaluation: Evaluation) -> dict:
         "fee_bps": evaluation.fee_bps,
         "t_score": direction.get("t_score"),
         "t_p_value": direction.get("t_p_value"),
+        "t_p_value_holm": None,  # filled in over all rows returned
         "binomial_p_value": direction.get("binomial_p_value"),
         "dm_statistic": dm.get("statistic"),
         "dm_p_value": dm.get("p_value"),
         "alpha": evaluation.alpha,
         "rejected": direction.get("rejected"),
+        "rejected_holm": False,
         "verdict": test["verdict"] or None,
     }

@@ -22,6 +22,7 @@ from django.db.models.expressions import RawSQL
 from predictor.models import Stock, StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, get_bars, source_bar_length, stored_bar_lengths
 from utils.charts import MAX_POINTS
+from utils.forecasters import REGISTRY
 from utils.timeframes import interval_seconds, timeframe_from_seconds, timeframe_seconds
 
 # Intervals a chart may be drawn at, finest first: round numbers a reader recognises.
@@ -283,10 +284,27 @@ def evaluation_predictions(session: TrainingSession) -> EvaluationData:
     return EvaluationData(one_step_predictions(session, None, None, interval), interval)
 
 
-def score_rows(metrics: dict, part: str) -> list[dict]:
-    """The scores of one part (train/test) as table rows: the model first, then baselines."""
+# Labels come from the forecaster registry, the one list of model kinds.
+MODEL_LABELS = {kind: cls.label for kind, cls in REGISTRY.items()}
+
+
+def model_label(model_kind: str) -> str:
+    """How a session's model kind is named in tables ("LSTM", "Prophet", ...)."""
+    return MODEL_LABELS.get(model_kind, model_kind.replace("_", " ").capitalize())
+
+
+def score_rows(metrics: dict, part: str, *, model_kind: str) -> list[dict]:
+    """The scores of one part (train/test) as table rows: the model first, then baselines.
+
+    The model's row is named after the session's own model kind: a linear or persistence
+    session's forecasts are not an LSTM's, and the table must not say so.
+    """
     scores = metrics.get(part) or {}
-    names = {"model": "LSTM", "persistence": "Persistence", "linear_regression": "Linear regr."}
+    names = {
+        "model": f"{model_label(model_kind)} (this session)",
+        "persistence": "Persistence",
+        "linear_regression": "Linear regr.",
+    }
     rows = []
     for key, label in names.items():
         if key in scores:
@@ -300,7 +318,8 @@ def score_rows(metrics: dict, part: str) -> list[dict]:
 
 
 def equity_curves(results: dict, points: int = MAX_POINTS // 2) -> dict[str, pd.Series]:
-    """The stored equity curves of each part, named for the chart's legend.
+    """The stored equity curves of each part, named for the chart's legend (the training
+    part's marked in-sample: the strategy traded on fits to bars the model was trained on).
 
     Each part is thinned evenly to `points` (first and last kept), so the two parts together
     stay within the few thousand points a chart may carry.
@@ -320,15 +339,27 @@ def equity_curves(results: dict, points: int = MAX_POINTS // 2) -> dict[str, pd.
         for key, label in (("strategy", "Strategy"), ("buy_and_hold", "Buy and hold")):
             if equity.get(key):
                 values = np.asarray(equity[key], dtype="float64")[keep]
-                curves[f"{label}, {part} part"] = pd.Series(values, index=index)
+                name = f"{label}, {part} part" + (" (in-sample)" if part == "train" else "")
+                curves[name] = pd.Series(values, index=index)
     return curves
 
 
-def direction_reading(test: dict | None) -> str | None:
-    """The direction test in plain words: what the mean, t-score and p-value say together."""
+def direction_reading(test: dict | None, *, in_sample: bool = False) -> str | None:
+    """The direction test in plain words: what the mean, t-score and p-value say together.
+
+    In-sample (the training part's fits), no claim about skill is made at all: a model fitted
+    to these very bars can match their direction without being able to forecast any.
+    """
     if not test or test.get("mean") is None:
         return None
     mean, t, p, alpha = test["mean"], test.get("t_score"), test.get("t_p_value"), test["alpha"]
+    if in_sample:
+        return (
+            f"The fits matched the direction on {mean:.1%} of {test['bars']} bars that moved"
+            + (f" (t {t:.2f}, p {p:.3g})" if t is not None and p is not None else "")
+            + ". These are bars the model was trained on, so this says how closely it fitted "
+            "them, not whether it beats a coin; see the test part."
+        )
     share = f"The model called the direction right on {mean:.1%} of {test['bars']} bars that moved"
     if test.get("rejected"):
         return (
@@ -362,12 +393,20 @@ def leaderboard_rows(rows: list[dict]) -> list[dict]:
 
 
 def part_percents(result: dict | None) -> dict:
-    """Percentages of one evaluated part: strategy and buy-and-hold return and drawdown."""
+    """Percentages of one evaluated part: strategy and buy-and-hold return and drawdown, and
+    the strategy's bootstrap interval of total return (None where not stored)."""
     result = result or {}
-    return {
+    percents = {
         name: {
             "total_return": percent((result.get(name) or {}).get("total_return")),
             "max_drawdown": percent((result.get(name) or {}).get("max_drawdown")),
         }
         for name in ("strategy", "buy_and_hold")
     }
+    interval = result.get("bootstrap") or {}
+    percents["bootstrap"] = {
+        "low": percent(interval.get("total_return_low")),
+        "high": percent(interval.get("total_return_high")),
+        "level": percent(interval.get("level")),
+    }
+    return percents

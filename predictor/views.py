@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET
 from predictor import selectors_web
 from predictor.forms import ForecastForm, PriceForm, SessionChoiceForm
 from predictor.models import TrainingSession
-from predictor.selectors_evaluation import leaderboard, session_evaluation
+from predictor.selectors_evaluation import HOLM_NOTE, leaderboard, session_evaluation
 from utils import charts
 
 # Characters that must not appear raw inside <script>: the same escapes as Django's json_script.
@@ -70,7 +70,12 @@ def price_context(params: QueryDict) -> tuple[dict[str, Any], int]:
         return context, 200
     title = f"{symbol} · {chart.interval} bars · UTC"
     context["figures"] = {"price": charts.price_volume_figure(chart.bars, title, style)}
-    context |= {"interval": chart.interval, "bar_count": len(chart.bars)}
+    provisional = chart.bars.index[chart.bars["provisional"].to_numpy()]
+    context |= {
+        "interval": chart.interval,
+        "bar_count": len(chart.bars),
+        "provisional": [time.to_pydatetime() for time in provisional],
+    }
     return context, 200
 
 
@@ -150,11 +155,15 @@ def evaluation_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     parts = [
         {
             "name": part,
-            "scores": selectors_web.score_rows(session.metrics, part),
+            "in_sample": part == "train",
+            "label": "Training part, in-sample (fitted)" if part == "train" else "Test part",
+            "scores": selectors_web.score_rows(
+                session.metrics, part, model_kind=session.model_kind
+            ),
             "result": results.get(part),
             "percents": selectors_web.part_percents(results.get(part)),
             "reading": selectors_web.direction_reading(
-                (results.get(part) or {}).get("direction_test")
+                (results.get(part) or {}).get("direction_test"), in_sample=part == "train"
             ),
         }
         for part in ("train", "test")
@@ -176,6 +185,7 @@ def evaluation_page_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     context, status = evaluation_context(params)
     if context.get("form") is not None:
         context["leaderboard"] = selectors_web.leaderboard_rows(leaderboard())
+        context["holm_note"] = HOLM_NOTE
     return context, status
 
 

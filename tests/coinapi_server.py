@@ -4,6 +4,10 @@ It serves known bar series over real sockets (no mocking of HTTP), so the client
 retries and body handling meet the same failures they would meet on the internet. It can be
 told to misbehave: once per request through `faults` (consumed in order), or for every
 request through its attributes (page_cap, overlap, invalid_times, ignore_time_end).
+
+It has a clock of its own (`clock`), which may lag ours: a bar whose period has not begun
+on its clock is not served, and the bar of the period its clock is in is served as it
+looks while still forming (`still_forming`), as CoinAPI serves the current period.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ FAULTS = (
     "429",  # Too Many Requests, Retry-After: retry_after seconds
     "500",  # Internal Server Error
     "503",  # Service Unavailable (no Retry-After)
+    "503_wait",  # Service Unavailable, Retry-After: retry_after seconds (maintenance)
     "hang",  # say nothing for hang_seconds (past the client's read timeout)
     "hang_body",  # send the headers and half the body, then say nothing
     "cut",  # send the headers and half the body, then close the connection
@@ -48,6 +53,17 @@ def make_series(start: str, count: int, freq: str = "1h") -> pd.DataFrame:
             "volume": [1.0 + i / 8 for i in range(count)],
         }
     )
+
+
+def still_forming(bars: pd.DataFrame) -> pd.DataFrame:
+    """The bars as they look part-way through their period: a tenth of the volume, and the
+    price still where it opened (a valid bar, just not the complete one)."""
+    partial = bars.copy()
+    partial["close"] = partial["open"]
+    partial["high"] = partial["open"] + 1.0
+    partial["low"] = partial["open"] - 0.5
+    partial["volume"] = partial["volume"] / 10
+    return partial
 
 
 def coinapi_time(moment: datetime) -> str:
@@ -77,6 +93,7 @@ class CoinApiServer:
         self.overlap = False
         self.invalid_times: set[pd.Timestamp] = set()
         self.ignore_time_end = False
+        self.clock: datetime | None = None  # the server's now; None: every bar is complete
         self.retry_after = 1
         self.hang_seconds = 2.0
         self.requests: list[dict] = []
@@ -114,12 +131,22 @@ class CoinApiServer:
         chosen = bars[bars["time"] >= start]
         if not self.ignore_time_end:
             chosen = chosen[chosen["time"] < end]
+        if self.clock is not None:
+            chosen = self.as_of_clock(chosen)
         chosen = chosen.head(limit)
         if self.page_cap is not None:
             chosen = chosen.head(self.page_cap)
         if fault == "short":
             chosen = chosen.head(max(len(chosen) // 2, 1))
         return [self.item(row) for row in chosen.itertuples(index=False)]
+
+    def as_of_clock(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """The bars begun by the server's clock, the one still forming on it partial."""
+        forming = pd.Timestamp(self.clock).floor(pd.Timedelta(self.bar))
+        begun = bars[bars["time"] <= forming].copy()
+        now_forming = begun["time"] == forming
+        begun[now_forming] = still_forming(begun[now_forming])
+        return begun
 
     def item(self, row) -> dict:
         start = row.time.to_pydatetime()
@@ -183,6 +210,10 @@ def _handler_for(server: CoinApiServer) -> type[BaseHTTPRequestHandler]:
             if fault == "429":
                 self.send_json(
                     429, {"error": "Too many requests"}, {"Retry-After": str(server.retry_after)}
+                )
+            elif fault == "503_wait":
+                self.send_json(
+                    503, {"error": "Down for maintenance"}, {"Retry-After": str(server.retry_after)}
                 )
             elif fault in ("500", "503"):
                 self.send_json(int(fault), {"error": "Server error"})

@@ -6,6 +6,7 @@ under test, so a test fails when the importer and the file disagree.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,6 +210,15 @@ BAD_ROWS_STORED = _bars(
 )
 
 UNREADABLE_FILES = ("unreadable_empty.csv", "unreadable_html.csv", "unreadable_utf16.csv")
+
+
+def run_import(*args) -> tuple[str, str]:
+    """`import_stocks ARGS --no-progress`: (what it printed on stdout, on stderr)."""
+    from django.core.management import call_command
+
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_stocks", *map(str, args), "--no-progress", stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -9,12 +9,15 @@ import pytest
 
 from tests.conftest import (
     BAD_ROWS_FILE,
+    BAD_ROWS_OTHER_SYMBOL,
     BAD_ROWS_READER_REJECTIONS,
+    BAD_ROWS_STORED,
     FIXTURE_FILES,
     FIXTURES_DIR,
     UNREADABLE_FILES,
     utc,
 )
+from utils.bar_files import read_bar_file
 from utils.csv_formats import (
     CsvFormatError,
     Rejection,
@@ -32,12 +35,13 @@ from utils.timeframes import timeframe_from_seconds, timeframe_seconds
 GEMINI_HEADER = "Unix Timestamp,Date,Symbol,Open,High,Low,Close,Volume"
 
 
-def read_all(path: Path, chunk_rows: int = 100_000) -> tuple[pd.DataFrame, list[Rejection], int]:
-    """Every chunk of a file joined: bars sorted by time, rejections, rows read."""
-    chunks = list(iter_bar_chunks(detect_layout(path), chunk_rows=chunk_rows))
-    bars = pd.concat([c.bars for c in chunks]).sort_values("time").reset_index(drop=True)
-    rejected = [r for c in chunks for r in c.rejected]
-    return bars, rejected, sum(c.rows_read for c in chunks)
+def read_all(
+    path: Path, chunk_rows: int = 100_000, symbol: str | None = None, bar_length: str | None = None
+) -> tuple[pd.DataFrame, list[Rejection], int]:
+    """A file read and judged whole (utils.bar_files): bars by time, rejections, rows read."""
+    bar_file = read_bar_file(path, chunk_rows=chunk_rows, symbol=symbol, bar_length=bar_length)
+    assert bar_file.rejected == len(bar_file.rejections)
+    return bar_file.bars, bar_file.rejections, bar_file.rows_read
 
 
 def as_tuples(bars: pd.DataFrame) -> list[tuple]:
@@ -130,7 +134,7 @@ def test_fixture_bars_read_exactly(name, chunk_rows):
     bars, rejected, rows_read = read_all(expected.path, chunk_rows)
     assert rejected == []
     assert rows_read == len(expected.bars)
-    assert str(bars["time"].dtype) == "datetime64[ns, UTC]"
+    assert str(bars["time"].dtype) == "datetime64[us, UTC]"
     assert as_tuples(bars) == list(expected.bars)
 
 
@@ -186,9 +190,17 @@ def test_mixed_date_formats_in_one_column_and_garbage():
     assert parsed.iloc[2:].isna().all()
 
 
-def test_unix_wins_when_date_disagrees():
-    bars, rejected, _ = read_all(FIXTURE_FILES["Gemini_BTCUSD_skewed_1h.csv"].path)
-    assert rejected == []
+def test_unix_wins_when_date_disagrees_and_both_look_sound():
+    path = FIXTURE_FILES["Gemini_BTCUSD_skewed_1h.csv"].path
+    bar_file = read_bar_file(path)
+    assert bar_file.rejections == []
+    assert bar_file.time_column == "unix"
+    assert bar_file.notes == [
+        "times from the unix column: the columns disagree on 3 rows (first at line 3: unix "
+        "says 2020-03-08 02:00:00, Date says 2020-03-07 21:00:00); both look sound, and the "
+        "unix column is the exchange's own"
+    ]
+    bars = bar_file.bars
     # The file's Date column says 2020-03-07 19:00 .. 21:00.
     assert bars["time"].tolist() == [
         utc("2020-03-08 00:00"),
@@ -229,7 +241,7 @@ def test_date_used_where_unix_is_blank(write_csv):
 def test_volume_is_the_base_currency_column(write_csv, header, symbol, expected):
     values = "1577836800,2020-01-01 00:00:00," + (f"{symbol}," if symbol else "")
     path = write_csv("prices_1h.csv", [header, values + "1,2,0.5,1.5,7,8"])
-    bars, rejected, _ = read_all(path)
+    bars, rejected, _ = read_all(path, symbol=symbol or "XRPUSD")
     assert rejected == []
     assert bars["volume"].tolist() == [expected]
 
@@ -240,15 +252,20 @@ def test_volume_is_the_base_currency_column(write_csv, header, symbol, expected)
 @pytest.mark.parametrize("chunk_rows", [1, 2, 3, 4, 100_000])
 def test_bad_rows_rejected_with_exact_file_lines(chunk_rows):
     bars, rejected, rows_read = read_all(BAD_ROWS_FILE, chunk_rows)
-    assert [(r.line, r.reason) for r in rejected] == BAD_ROWS_READER_REJECTIONS
-    # Lines 3, 9, 10 and 11 are well-formed (line 9 names another pair: the importer's call).
-    assert bars["time"].tolist() == [
-        utc("2019-12-31 23:00"),
-        utc("2020-01-01 00:00"),
-        utc("2020-01-01 01:00"),
-        utc("2020-01-01 06:00"),
-    ]
+    assert [(r.line, r.reason) for r in rejected] == sorted(
+        [*BAD_ROWS_READER_REJECTIONS, BAD_ROWS_OTHER_SYMBOL]
+    )
+    # Lines 3, 10 and 11 are good; line 9 is well-formed but names another pair.
+    assert as_tuples(bars) == list(BAD_ROWS_STORED)
     assert rows_read == 9  # lines 3-7 and 9-12; the blank line 8 is not a row
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 100_000])
+def test_reader_rejects_only_what_no_column_can_save(chunk_rows):
+    """The chunk reader keeps every candidate time; which column wins is decided per file."""
+    chunks = list(iter_bar_chunks(detect_layout(BAD_ROWS_FILE), chunk_rows=chunk_rows))
+    rejected = [(r.line, r.reason) for c in chunks for r in c.rejected]
+    assert rejected == BAD_ROWS_READER_REJECTIONS
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 2, 100_000])
@@ -256,7 +273,8 @@ def test_bar_lines_survive_skipped_and_blank_lines(chunk_rows):
     layout = detect_layout(BAD_ROWS_FILE)
     lines = {}
     for chunk in iter_bar_chunks(layout, chunk_rows=chunk_rows):
-        for line, time in zip(chunk.lines_of(chunk.bars.index), chunk.bars["time"], strict=True):
+        assert list(chunk.bars.columns[:2]) == ["unix", "date"]
+        for line, time in zip(chunk.bars["line"], chunk.bars["unix"], strict=True):
             lines[line] = time
     assert lines == {
         3: utc("2020-01-01 06:00"),
@@ -280,7 +298,8 @@ def test_too_many_fields_on_the_first_data_lines(write_csv, chunk_rows):
             "1577829600,2019-12-31 22:00:00,LTCUSD,41.0,41.25,40.8,41.2,60.0",
         ],
     )
-    bars, rejected, rows_read = read_all(path, chunk_rows)
+    # Two bars survive, two hours apart: the flag keeps that spacing from naming the length.
+    bars, rejected, rows_read = read_all(path, chunk_rows, bar_length="1h")
     assert [(r.line, r.reason) for r in rejected] == [
         (2, "expected 8 fields, saw 9"),
         (3, "expected 8 fields, saw 10"),
@@ -454,6 +473,7 @@ def test_real_gemini_file_read_without_database():
     path = Path(__file__).resolve().parent.parent / "data" / "gemini_BTCUSD_1hr.csv"
     bars, rejected, rows_read = read_all(path, chunk_rows=10_000)
     assert rows_read == 45_825
+    assert bars["time"].is_monotonic_increasing and bars["time"].is_unique
     assert rejected == [Rejection(45_827, "a price is 0 or negative")]
     assert len(bars) == 45_824
     assert bars["time"].notna().all()

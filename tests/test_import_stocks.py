@@ -34,6 +34,7 @@ from tests.conftest import (
     FIXTURES_DIR,
     REPO_DIR,
     UNREADABLE_FILES,
+    run_import,
     utc,
 )
 from utils.csv_formats import Rejection
@@ -41,6 +42,11 @@ from utils.csv_formats import Rejection
 pytestmark = pytest.mark.django_db
 
 GEMINI_HEADER = "Unix Timestamp,Date,Symbol,Open,High,Low,Close,Volume"
+SKEWED_NOTE = (
+    "times from the unix column: the columns disagree on 3 rows (first at line 3: unix says "
+    "2020-03-08 02:00:00, Date says 2020-03-07 21:00:00); both look sound, and the unix "
+    "column is the exchange's own"
+)
 EPOCH_2020 = 1577836800  # 2020-01-01 00:00 UTC
 
 
@@ -56,15 +62,14 @@ def stored(symbol: str | None = None, bar_length: str | None = None) -> list[tup
     )
 
 
+def provisional_times(symbol: str = "BTCUSD", bar_length: str = "1h") -> list:
+    rows = Stock.objects.filter(symbol=symbol, bar_length=bar_length, provisional=True)
+    return list(rows.order_by("time").values_list("time", flat=True))
+
+
 def snapshot() -> list[tuple]:
     """Every stored row, every column, to prove a re-run changed nothing."""
     return list(Stock.objects.order_by("id").values_list())
-
-
-def run_import(*args) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    call_command("import_stocks", *map(str, args), "--no-progress", stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
 
 
 def summary(path, symbol, bar_length, rows, inserted, present, rejected) -> str:
@@ -111,7 +116,8 @@ def test_command_imports_each_layout_exactly(name):
     assert out.splitlines() == [
         summary(expected.path, expected.symbol, expected.bar_length, n, n, 0, 0)
     ]
-    assert err == ""
+    skewed = name == "Gemini_BTCUSD_skewed_1h.csv"  # the Date column is local time
+    assert err == (f"{expected.path}: {SKEWED_NOTE}\n" if skewed else "")
     assert stored() == list(expected.bars)
     rows = Stock.objects.values_list("symbol", "bar_length", "exchange", "source").distinct()
     assert list(rows) == [(expected.symbol, expected.bar_length, expected.exchange, f"csv:{name}")]
@@ -191,10 +197,13 @@ def test_symbol_and_bar_length_flags_override_the_file():
 def test_bar_length_flag_that_disagrees_with_the_bars_warns():
     expected = FIXTURE_FILES["Gemini_BTCUSD_1h.csv"]
     _, err = run_import(expected.path, "-b", "2h")
+    off_grid = "not on the grid of 2h bars (whole multiples of 2h since 1970-01-01)"
     assert err.splitlines() == [
-        f"{expected.path}: --bar-length 2h given, but the bars are 1h apart"
+        f"{expected.path}: --bar-length 2h given, but the bars are 1h apart",
+        f"{expected.path}:4: rejected: time 2020-01-01 03:00:00 UTC is {off_grid}",
+        f"{expected.path}:6: rejected: time 2020-01-01 01:00:00 UTC is {off_grid}",
     ]
-    assert stored("BTCUSD", "2h") == list(expected.bars)
+    assert stored("BTCUSD", "2h") == [expected.bars[i] for i in (0, 2, 4)]
 
 
 def test_symbol_flag_keeps_rows_the_symbol_check_would_reject():
@@ -282,40 +291,73 @@ def test_second_import_inserts_nothing_and_changes_nothing():
     assert snapshot() == before
 
 
-def test_overlapping_files_keep_the_first_bars(write_csv):
-    """The second file's overlapping bars differ; the stored ones must not change."""
+def test_overlapping_files_keep_the_first_bars_but_complete_the_provisional_one(write_csv):
+    """The second file's overlapping bars differ. The stored ones must not change, except the
+    first file's newest bar, which was provisional: the newer file's bar replaces it."""
     first = hourly_file(write_csv, "a/Gemini_BTCUSD_1h.csv", range(0, 6))
     second = hourly_file(write_csv, "b/Gemini_BTCUSD_1h.csv", range(3, 10), close_offset=0.5)
     run_import(first)
     before = snapshot()
+    assert provisional_times() == [utc("2020-01-01 05:00")]
     out, _ = run_import(second)
-    assert out.splitlines() == [summary(second, "BTCUSD", "1h", 7, 4, 3, 0)]
-    assert snapshot()[: len(before)] == before
-    assert stored() == hourly_bars(range(0, 6)) + hourly_bars(range(6, 10), close_offset=0.5)
-
-    out, _ = run_import(first.parent.parent)  # both again, in one run
     assert out.splitlines() == [
-        summary(first, "BTCUSD", "1h", 6, 0, 6, 0),
+        summary(second, "BTCUSD", "1h", 7, 4, 2, 0) + ", provisional bars replaced 1"
+    ]
+    assert snapshot()[:5] == before[:5]
+    assert stored() == hourly_bars(range(0, 5)) + hourly_bars(range(5, 10), close_offset=0.5)
+    assert provisional_times() == [utc("2020-01-01 09:00")]
+
+    out, err = run_import(first.parent.parent)  # both again, in one run
+    newest_of_first = f"{first}:7: rejected: the file's newest bar (2020-01-01 05:00 UTC) was"
+    assert out.splitlines() == [
+        summary(first, "BTCUSD", "1h", 6, 0, 6, 0),  # 05:00 is held, so it counts as present
         summary(second, "BTCUSD", "1h", 7, 0, 7, 0),
     ]
+    assert newest_of_first not in err
     assert Stock.objects.count() == 10
+    assert provisional_times() == [utc("2020-01-01 09:00")]
 
 
-def test_duplicate_bars_within_one_file_store_the_first(write_csv):
+def test_an_older_files_newest_bar_is_not_stored_behind_newer_bars(write_csv):
+    """A file's newest bar was most likely still forming; behind newer stored bars it could
+    never be replaced, so it is rejected rather than stored for ever."""
+    newer = hourly_file(write_csv, "a/Gemini_BTCUSD_1h.csv", range(5, 10))
+    older = hourly_file(write_csv, "b/Gemini_BTCUSD_1h.csv", range(0, 3))
+    run_import(newer)
+    before = snapshot()
+    out, err = run_import(older)
+    assert out.splitlines() == [summary(older, "BTCUSD", "1h", 3, 2, 0, 1)]
+    assert err.splitlines() == [
+        f"{older}:4: rejected: the file's newest bar (2020-01-01 02:00 UTC) was probably "
+        "still forming when the file was made, and newer bars are stored: not stored"
+    ]
+    assert stored() == hourly_bars(range(0, 2)) + hourly_bars(range(5, 10))
+    assert [row for row in snapshot() if row in before] == before
+
+
+def test_duplicate_bars_within_one_file_keep_the_larger_volume(write_csv):
     path = write_csv(
         "Gemini_BTCUSD_1h.csv",
         [
             GEMINI_HEADER,
             "1577840400,x,BTCUSD,2,3,1,2,5",
-            "1577840400000,x,BTCUSD,9,9,9,9,9",  # the same hour, in ms
+            "1577840400000,x,BTCUSD,9,9,9,9,9",  # the same hour, in ms, with more volume
             "1577836800,x,BTCUSD,1,2,0.5,1.5,3",
         ],
     )
     result = import_csv_file(path)
-    assert (result.inserted, result.already_present) == (2, 1)
+    assert (result.inserted, result.already_present, result.rejected) == (2, 0, 0)
+    assert (result.duplicates.times, result.duplicates.conflicting) == (1, 1)
+    assert result.duplicates.notes == [
+        Rejection(
+            2,
+            "2020-01-01 01:00:00 given again: other values than line 3, which is "
+            "kept (larger volume)",
+        )
+    ]
     assert stored() == [
         (utc("2020-01-01 00:00"), 1.0, 2.0, 0.5, 1.5, 3.0),
-        (utc("2020-01-01 01:00"), 2.0, 3.0, 1.0, 2.0, 5.0),
+        (utc("2020-01-01 01:00"), 9.0, 9.0, 9.0, 9.0, 9.0),
     ]
 
 
@@ -340,11 +382,11 @@ def test_interrupted_import_keeps_whole_chunks_and_rerun_completes(write_csv, mo
     engine_writer = f"_insert_{connection.vendor}"
     real_writer = getattr(bars_service, engine_writer)
 
-    def interrupt_before(key, bars):
+    def interrupt_before(key, bars, **options):
         calls.append(len(bars))
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_insert_bars(key, bars)
+        return real_insert_bars(key, bars, **options)
 
     def interrupt_half_way(key, bars):
         calls.append(len(bars))

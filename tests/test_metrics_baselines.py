@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 
 from utils.baselines import Persistence, WindowLinearRegression
-from utils.metrics import directional_accuracy, mae, mape, mase, move_direction, rmse, scores
+from utils.metrics import (
+    directional_accuracy,
+    mae,
+    mape,
+    mase,
+    move_direction,
+    naive_scale,
+    rel_mae,
+    rmse,
+    scores,
+)
 
 ACTUAL = np.array([[110.0], [90.0], [100.0]])
 PREDICTED = np.array([[105.0], [95.0], [100.0]])
@@ -24,22 +34,40 @@ def test_directional_accuracy_skips_bars_that_did_not_move():
     assert directional_accuracy(np.array([[100.0]]), np.array([[101.0]]), LAST[:1]) is None
 
 
-def test_mase_is_relative_to_persistence_on_the_same_bars():
+def test_rel_mae_is_relative_to_persistence_on_the_same_bars():
     # Persistence errs 10, 10, 0 (MAE 20/3); the forecast 5, 5, 0 (MAE 10/3).
-    assert mase(ACTUAL, PREDICTED, LAST) == pytest.approx(0.5)
-    assert mase(ACTUAL, np.repeat(LAST[:, None], 1, axis=1), LAST) == pytest.approx(1.0)
+    assert rel_mae(ACTUAL, PREDICTED, LAST) == pytest.approx(0.5)
+    assert rel_mae(ACTUAL, np.repeat(LAST[:, None], 1, axis=1), LAST) == pytest.approx(1.0)
+
+
+def test_mase_is_scaled_by_the_training_parts_naive_error():
+    # Training closes 100, 102, 99, 103: naive one-step errors 2, 3, 4, scale 3.
+    train_closes = np.array([100.0, 102.0, 99.0, 103.0])
+    scale = naive_scale(train_closes[1:], train_closes[:-1])
+    assert scale == pytest.approx(3.0)
+    # Independently: the textbook formula on the same closes.
+    independent = np.abs(np.diff(train_closes)).sum() / (len(train_closes) - 1)
+    assert scale == pytest.approx(independent)
+    # Test forecasts with MAE 10/3 scaled by 3, not by the test bars' own naive MAE.
+    assert mase(ACTUAL, PREDICTED, scale=scale) == pytest.approx(10 / 9)
+    assert mase(ACTUAL, PREDICTED, scale=None) is None
+    assert naive_scale(np.array([5.0, 5.0]), np.array([5.0, 5.0])) is None
+    assert naive_scale(np.array([]), np.array([])) is None
 
 
 def test_scores_bundle():
-    result = scores(ACTUAL, PREDICTED, LAST)
+    result = scores(ACTUAL, PREDICTED, LAST, scale=3.0)
     assert result["n"] == 3 and set(result) == {
         "mae",
         "rmse",
         "mape",
         "directional_accuracy",
+        "rel_mae",
         "mase",
         "n",
     }
+    assert result["rel_mae"] == pytest.approx(0.5) and result["mase"] == pytest.approx(10 / 9)
+    assert scores(ACTUAL, PREDICTED, LAST)["mase"] is None
 
 
 def test_persistence_repeats_the_last_value_or_a_constant():

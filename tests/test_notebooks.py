@@ -126,7 +126,7 @@ POPULATE = textwrap.dedent(
     start = datetime(2020, 11, 1, tzinfo=UTC)
     hour = timedelta(hours=1)
     scores = {"mae": 10.0, "rmse": 12.0, "mape": 0.1, "directional_accuracy": 0.5,
-              "mase": 1.0, "n": 10}
+              "rel_mae": 1.0, "mase": 1.1, "n": 10}
     session = TrainingSession.objects.create(
         kind="evaluation", status="succeeded", symbol="BTCUSD", interval="H",
         features="close", target="price", window=24, output_size=1, shuffle_buffer=1000,
@@ -138,7 +138,7 @@ POPULATE = textwrap.dedent(
         loss_history=[{"version": 1, "epochs": 3, "loss": [0.3, 0.2, 0.1]}],
         metrics={
             "train": {"model": scores, "persistence": scores, "linear_regression": scores},
-            "test": {"model": {**scores, "mase": 0.9}, "persistence": scores,
+            "test": {"model": {**scores, "rel_mae": 0.9}, "persistence": scores,
                      "linear_regression": scores},
         },
     )

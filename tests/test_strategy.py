@@ -30,33 +30,67 @@ PREDICTED = np.array([105.0, 100.0, 120.0])  # long, short, long
 
 def test_hand_worked_backtest_with_a_fee():
     result = strategy.backtest(PREDICTED, ACTUAL, LAST, HOUR, fee_bps=10)
-    # Positions +1, -1, +1: three changes (from flat, long to short, short to long).
-    # Bar returns +10 %, -10 %, 0; the strategy earns +10 %, +10 %, 0, less 0.1 % each.
-    assert result.strategy_returns == pytest.approx([0.099, 0.099, -0.001])
-    assert result.strategy_equity == pytest.approx([1.0, 1.099, 1.207801, 1.206593199])
-    assert result.strategy.total_return == pytest.approx(0.206593199)
+    # Positions +1, -1, +1: three changes (from flat, long to short, short to long), but
+    # 1 + 2 + 2 = 5 units traded: each reversal sells the long and sells short one more.
+    # Bar returns +10 %, -10 %, 0; the strategy earns +10 %, +10 %, 0, less 0.1 % per unit:
+    # 0.1 % on the first bar, 0.2 % on each reversal.
+    assert result.strategy_returns == pytest.approx([0.099, 0.098, -0.002])
+    assert result.strategy_equity == pytest.approx([1.0, 1.099, 1.206702, 1.204288596])
+    assert result.strategy.total_return == pytest.approx(0.204288596)
     assert result.strategy.position_changes == 3
-    assert result.strategy.fees == pytest.approx(0.003)
-    assert result.strategy.max_drawdown == pytest.approx(0.001)
-    # Buy-and-hold: long throughout, one fee when it enters.
+    assert result.strategy.units_traded == 5
+    assert result.strategy.fees == pytest.approx(0.005)
+    assert result.strategy.spread_costs == 0
+    assert result.strategy.max_drawdown == pytest.approx(0.002)
+    # Buy-and-hold: long throughout, one unit's fee when it enters.
     assert result.buy_and_hold_returns == pytest.approx([0.099, -0.1, 0.0])
     assert result.buy_and_hold.total_return == pytest.approx(1.099 * 0.9 - 1)
     assert result.buy_and_hold.max_drawdown == pytest.approx(0.1)
     assert result.buy_and_hold.position_changes == 1
+    assert result.buy_and_hold.units_traded == 1
+
+
+def test_hand_worked_reversal_pays_two_units_of_fee_and_half_spread():
+    # Long, then short: one unit to enter, two to reverse. Fee 10 bps, spread 8 bps:
+    # each unit pays 10 + 8 / 2 = 14 bps.
+    last = np.array([100.0, 102.0])
+    actual = np.array([102.0, 100.98])
+    predicted = np.array([101.0, 101.0])
+    result = strategy.backtest(predicted, actual, last, HOUR, fee_bps=10, spread_bps=8)
+    # Bar 1: +2 % long, less 0.14 %; bar 2: -1 % move, short earns +1 %, less 0.28 %.
+    assert result.strategy_returns == pytest.approx([0.0186, 0.0072])
+    assert result.strategy.total_return == pytest.approx(1.0186 * 1.0072 - 1)
+    assert result.strategy.units_traded == 3
+    assert result.strategy.fees == pytest.approx(0.003)
+    assert result.strategy.spread_costs == pytest.approx(0.0012)
+    # Buy-and-hold enters one unit: 14 bps on the first bar only.
+    assert result.buy_and_hold_returns == pytest.approx([0.0186, -0.01])
+    assert result.buy_and_hold.fees == pytest.approx(0.001)
+    assert result.buy_and_hold.spread_costs == pytest.approx(0.0004)
+    # Going flat from long is one unit; a spread alone is charged at half its width.
+    assert strategy.units_traded(np.array([1.0, 0.0, -1.0, 1.0, 1.0])) == pytest.approx(
+        [1, 1, 1, 2, 0]
+    )
+    spread_only, costs = strategy.net_returns(
+        np.array([1.0, -1.0]), np.array([0.0, 0.0]), 0.0, spread_bps=10
+    )
+    assert costs == pytest.approx([5e-4, 1e-3]) and spread_only == pytest.approx(-costs)
+    with pytest.raises(ValueError, match="spread must not be negative"):
+        strategy.backtest(predicted, actual, last, HOUR, spread_bps=-1)
 
 
 def test_fees_lower_returns_exactly_as_specified():
     last, actual = random_walk()
     predicted = last * (1 + np.random.default_rng(1).normal(0, 0.01, len(last)))
     free = strategy.backtest(predicted, actual, last, HOUR, fee_bps=0)
-    charged = strategy.backtest(predicted, actual, last, HOUR, fee_bps=7.5)
+    charged = strategy.backtest(predicted, actual, last, HOUR, fee_bps=7.5, spread_bps=3)
     held = np.sign(predicted - last)
-    changes = np.count_nonzero(np.diff(np.concatenate([[0.0], held])))
-    assert charged.strategy.position_changes == changes
-    assert charged.strategy_returns == pytest.approx(
-        free.strategy_returns - (np.diff(np.concatenate([[0.0], held])) != 0) * 7.5e-4
-    )
-    assert charged.strategy.fees == pytest.approx(changes * 7.5e-4)
+    moves = np.abs(np.diff(np.concatenate([[0.0], held])))
+    assert charged.strategy.position_changes == np.count_nonzero(moves)
+    assert charged.strategy.units_traded == moves.sum() > np.count_nonzero(moves)
+    assert charged.strategy_returns == pytest.approx(free.strategy_returns - moves * 9e-4)
+    assert charged.strategy.fees == pytest.approx(moves.sum() * 7.5e-4)
+    assert charged.strategy.spread_costs == pytest.approx(moves.sum() * 1.5e-4)
     assert charged.strategy.total_return == pytest.approx(np.prod(1 + charged.strategy_returns) - 1)
     assert charged.strategy.total_return < free.strategy.total_return
     assert free.strategy.fees == 0 and free.strategy_returns == pytest.approx(
@@ -219,3 +253,16 @@ def test_diebold_mariano_undefined_when_equal_to_persistence():
     assert result.statistic is None and result.p_value is None
     assert result.mean_loss_difference == 0.0
     assert strategy.diebold_mariano(np.array([1.0]), np.array([0.0])).statistic is None
+
+
+def test_holm_adjustment_by_hand():
+    # Sorted: 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04; the running
+    # maximum lifts the last to 0.06. At alpha 0.05 only 0.005 and 0.01 stay significant,
+    # though all four raw p-values are below 0.05.
+    adjusted = strategy.holm_adjusted([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert [p < 0.05 for p in adjusted] == [True, False, False, True]
+    # Missing p-values are skipped and not counted; adjusted values never exceed 1.
+    assert strategy.holm_adjusted([None, 0.4, 0.3]) == [None, pytest.approx(0.6), 0.6]
+    assert strategy.holm_adjusted([0.6, 0.7]) == [1.0, 1.0]
+    assert strategy.holm_adjusted([]) == []

@@ -15,9 +15,14 @@ under the next series' key.
 from __future__ import annotations
 
 import io
+import os
+import re
 import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -27,12 +32,20 @@ from django.core.management import CommandError, call_command
 from cryptooracle.settings.base import coinapi_symbol_ids
 from predictor.models import Stock
 from predictor.services.bars import SeriesKey, insert_bars
-from tests.coinapi_server import CoinApiServer, make_series
-from utils.coinapi import default_symbol_id, parse_page, period_id
+from predictor.services.importing import import_csv_file
+from tests.coinapi_server import CoinApiServer, make_series, still_forming
+from utils.coinapi import (
+    credits_for,
+    default_symbol_id,
+    parse_page,
+    period_id,
+    retry_after_seconds,
+)
 
 pytestmark = pytest.mark.django_db
 committed = pytest.mark.django_db(transaction=True)
 
+REPO_DIR = Path(__file__).resolve().parent.parent
 GEMINI = "GEMINI_SPOT_BTC_USD"
 SERIES = make_series("2021-01-01", 48)  # two days of 1h bars
 STORED = 5  # bars stored before each update
@@ -69,6 +82,28 @@ def stored(symbol="BTCUSD", bar_length="1h") -> pd.DataFrame:
     return frame
 
 
+def rows(symbol="BTCUSD", bar_length="1h") -> list[tuple]:
+    """Every stored field of a series, ids included, oldest first: proof a bar did not change."""
+    fields = [f.attname for f in Stock._meta.concrete_fields]
+    series = Stock.objects.filter(symbol=symbol, bar_length=bar_length).order_by("time")
+    return list(series.values_list(*fields))
+
+
+def provisional_times(symbol="BTCUSD", bar_length="1h") -> list[pd.Timestamp]:
+    series = Stock.objects.filter(symbol=symbol, bar_length=bar_length, provisional=True)
+    return [pd.Timestamp(t) for t in series.order_by("time").values_list("time", flat=True)]
+
+
+def clear_of_the_hour(margin: float = 5.0) -> pd.Timestamp:
+    """The start of the current hour, after waiting out an hour's last seconds if need be, so
+    that the command, which reads the clock itself, sees the same hour as the test."""
+    now = pd.Timestamp.now(tz="UTC")
+    left = (now.floor("1h") + pd.Timedelta(hours=1) - now).total_seconds()
+    if left < margin:
+        time.sleep(left + 0.1)
+    return pd.Timestamp.now(tz="UTC").floor("1h")
+
+
 def assert_same_bars(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     expected = expected.reset_index(drop=True)
     assert actual["time"].is_unique
@@ -91,6 +126,16 @@ def fail(*args: str) -> str:
     return message
 
 
+def update_failing(*args: str) -> tuple[str, str, str]:
+    """stdout, stderr and the one-line error of a run that fails after its summary."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("update_stocks", "--no-progress", *args, stdout=out, stderr=err)
+    message = str(caught.value)
+    assert "\n" not in message
+    return out.getvalue(), err.getvalue(), message
+
+
 # --- the normal run ---------------------------------------------------------------------
 
 
@@ -99,7 +144,8 @@ def test_fetches_everything_after_the_last_stored_bar_page_by_page(coinapi):
     out, err = update()
     assert_same_bars(stored(), SERIES)
     assert "BTCUSD 1h from GEMINI_SPOT_BTC_USD" in out
-    assert "bars fetched 43, inserted 43, requests 6, gaps 0" in out  # 5 pages + 1 empty
+    # 5 pages + 1 empty; 1 credit each (at most 100 items, and an empty answer costs 1)
+    assert "bars fetched 43, inserted 43, requests 6, credits 6, gaps 0" in out
     assert err == ""
     starts = [r["query"]["time_start"] for r in coinapi.requests]
     assert starts[:2] == ["2021-01-01T05:00:00", "2021-01-01T15:00:00"]  # after the last seen
@@ -114,12 +160,12 @@ def test_a_second_run_changes_nothing(coinapi):
     store(SERIES.head(STORED))
     update()
     out, _ = update("--limit", "100")
-    assert "bars fetched 0, inserted 0, requests 1, gaps 0" in out
+    assert "bars fetched 0, inserted 0, requests 1, credits 1, gaps 0" in out
     assert_same_bars(stored(), SERIES)
 
 
 def test_the_bar_still_forming_is_never_stored(coinapi):
-    now = pd.Timestamp.now(tz="UTC").floor("1h")
+    now = clear_of_the_hour()
     series = make_series(str(now - pd.Timedelta(hours=20)), 21)  # the last bar is forming
     coinapi.series[GEMINI] = series
     coinapi.ignore_time_end = True  # even a server that sends it anyway
@@ -205,6 +251,69 @@ def test_a_series_not_stored_yet_starts_at_backfill(coinapi):
     assert_same_bars(stored(), SERIES)
 
 
+# --- the newest bar is provisional ------------------------------------------------------
+
+
+def test_a_bar_still_forming_on_a_lagging_server_is_stored_provisional_then_completed(coinapi):
+    now = clear_of_the_hour()
+    series = make_series(str(now - pd.Timedelta(hours=20)), 21)  # bar 20 forms on our clock
+    newest = series["time"][19]  # the newest period closed on our clock...
+    coinapi.series[GEMINI] = series
+    lag = pd.Timedelta(hours=1)  # ...still forms on CoinAPI's clock, one period behind ours
+    coinapi.clock = pd.Timestamp.now(tz="UTC") - lag
+    store(series.head(STORED))
+    before = rows()
+
+    out, _ = update()
+    partial = pd.concat([series.head(19), still_forming(series.iloc[[19]])])
+    assert_same_bars(stored(), partial)  # what CoinAPI said, bar 19 with its partial values
+    assert provisional_times() == [newest]
+    assert rows()[:STORED] == before
+    assert "bars fetched 15, inserted 15, requests 2, credits 2, gaps 0" in out
+
+    first = rows()
+    coinapi.clock = pd.Timestamp.now(tz="UTC")  # CoinAPI's clock catches up: bar 19 is done
+    out, _ = update()
+    assert_same_bars(stored(), series.head(20))
+    assert rows()[:19] == first[:19]  # every older bar unchanged, ids and all
+    assert rows()[19][0] == first[19][0]  # replaced in place
+    # Still the newest closed period on our clock, so still provisional: the next run asks
+    # for it once more, and it becomes final once a newer bar is stored.
+    assert provisional_times() == [newest]
+    assert coinapi.requests[-1]["query"]["time_start"] == f"{newest:%Y-%m-%dT%H:%M:%S}"
+    assert "bars fetched 1, inserted 0, replaced 1, requests 1, credits 1, gaps 0" in out
+
+
+def test_a_csv_series_whose_newest_bar_was_forming_is_completed_by_coinapi(coinapi, write_csv):
+    partial = still_forming(SERIES.iloc[[STORED - 1]])  # the file was made mid-hour
+    lines = [
+        "Created on 01-01-2021,https://www.CryptoDataDownload.com",
+        "Unix Timestamp,Date,Symbol,Open,High,Low,Close,Volume",
+    ]
+    for bar in pd.concat([SERIES.head(STORED - 1), partial]).iloc[::-1].itertuples():
+        lines.append(
+            f"{bar.time.value // 10**6},{bar.time:%Y-%m-%d %H:%M:%S},BTCUSD,"
+            f"{bar.open},{bar.high},{bar.low},{bar.close},{bar.volume}"
+        )
+    imported = import_csv_file(write_csv("Gemini_BTCUSD_1h.csv", lines))
+    assert imported.error is None and imported.inserted == STORED
+    newest = SERIES["time"][STORED - 1]
+    assert provisional_times() == [newest]
+    before = rows()
+
+    out, _ = update()
+    assert_same_bars(stored(), SERIES)  # the partial bar now holds CoinAPI's complete values
+    assert rows()[: STORED - 1] == before[: STORED - 1]  # the older CSV bars unchanged
+    bar_id, *_ = rows()[STORED - 1]
+    assert bar_id == before[STORED - 1][0]
+    completed = Stock.objects.get(id=bar_id)
+    assert (completed.source, completed.provisional) == ("CoinAPI " + GEMINI, False)
+    assert provisional_times() == []  # newer bars followed it, so it is final
+    assert coinapi.requests[0]["query"]["time_start"] == f"{newest:%Y-%m-%dT%H:%M:%S}"
+    # The provisional bar is fetched again: 44 bars, not 43, and it is not a gap.
+    assert "bars fetched 44, inserted 43, replaced 1, requests 6, credits 6, gaps 0" in out
+
+
 # --- a server that misbehaves, then recovers ---------------------------------------------
 
 
@@ -283,13 +392,57 @@ def test_giving_up_keeps_every_page_already_stored_and_the_next_run_resumes(coin
 
 
 def test_a_429_that_never_ends_says_how_long_the_server_asked_to_wait(coinapi, settings):
-    coinapi.faults = ["429"] * 4
-    coinapi.retry_after = 3600  # the client waits at most COINAPI_MAX_RETRY_AFTER
-    settings.COINAPI_MAX_RETRY_AFTER = 0.1
+    # Retry-After within COINAPI_MAX_RETRY_AFTER: waited for and retried until the budget
+    # runs out. (A longer one ends the run at once: see the tests below.)
+    coinapi.faults = ["429"] * 2
+    coinapi.retry_after = 1
+    settings.COINAPI_MAX_RETRIES = 1
     store(SERIES.head(STORED))
     message = fail("--limit", "100")
-    assert "HTTP 429" in message and "wait 3600 s" in message
+    assert (
+        "HTTP 429: Too many requests after 2 tries, server asks to wait 1 s; try again later"
+        in message
+    )
+    assert len(coinapi.requests) == 2
     assert_same_bars(stored(), SERIES.head(STORED))
+
+
+@committed
+@pytest.mark.parametrize(
+    ("fault", "answer"),
+    [("429", "HTTP 429: Too many requests"), ("503_wait", "HTTP 503: Down for maintenance")],
+)
+def test_a_retry_after_longer_than_the_cap_ends_the_run_at_once(coinapi, fault, answer):
+    eth = make_series("2021-01-01", 30)
+    coinapi.series["GEMINI_SPOT_ETH_USD"] = eth
+    store(SERIES.head(STORED))
+    store(eth.head(STORED), symbol="ETHUSD")
+    before = rows() + rows("ETHUSD")
+    coinapi.faults = [fault] * 10
+    coinapi.retry_after = 86400  # an exhausted daily quota; COINAPI_MAX_RETRY_AFTER is 2 s
+    began = time.monotonic()
+    out, _, message = update_failing()
+    assert time.monotonic() - began < 1.0  # no sleeping, no retries
+    asked = datetime.now(UTC) + timedelta(days=1)
+    assert f"{answer} and asks to wait 86400 s (until " in message
+    until = re.search(r"until (\S+ \S+) UTC\)", message).group(1)
+    moment = datetime.fromisoformat(until).replace(tzinfo=UTC)
+    assert abs((moment - asked).total_seconds()) < 5
+    assert "longer than COINAPI_MAX_RETRY_AFTER (2 s); the run stops here" in message
+    assert "not attempted: ETHUSD 1h" in message  # the next series is not even tried
+    assert [r["path"] for r in coinapi.requests] == [f"/v1/ohlcv/{GEMINI}/history"]
+    assert "bars fetched 0, inserted 0, requests 1, credits 0, gaps 0" in out
+    assert "ETHUSD" not in out
+    assert rows() + rows("ETHUSD") == before
+
+
+def test_a_retry_after_given_as_a_date_is_read_uncapped():
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert retry_after_seconds("Fri, 02 Jan 2026 12:00:00 GMT", now) == 86400
+    assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0  # already past
+    assert retry_after_seconds(" 86400 ") == 86400
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
 
 
 def test_a_server_that_cannot_be_reached_is_a_clear_error(coinapi, settings):
@@ -337,6 +490,83 @@ def test_a_series_with_nothing_stored_needs_backfill(coinapi):
     assert "give --backfill FROM" in fail("-s", "BTCUSD", "-b", "1d")
     assert "no stored ETHUSD bars" in fail("-s", "ETHUSD")
     assert coinapi.requests == []
+
+
+# --- what a run counts and says ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["500", "garbage", "drop"])
+def test_the_requests_of_a_page_that_failed_are_counted(coinapi, fault):
+    coinapi.faults = [None, None, *[fault] * 4]  # the third page: 1 try + 3 retries, all bad
+    store(SERIES.head(STORED))
+    out, _, message = update_failing()
+    assert "after 4 tries" in message
+    assert len(coinapi.requests) == 6
+    # 2 good pages + the 4 tries of the third; only answered requests cost credits
+    assert "bars fetched 20, inserted 20, requests 6, credits 2, gaps 0" in out
+    assert_same_bars(stored(), SERIES.head(STORED + 20))
+
+
+@pytest.mark.parametrize(
+    ("limit", "requests", "credits"),
+    [
+        ("1000", 2, 4),  # 245 items (3 credits), then an empty answer (1)
+        ("100", 4, 4),  # 100, 100, 45 items, then an empty answer
+        ("50", 6, 6),  # 50 x 4, 45, then an empty answer
+    ],
+)
+def test_credits_are_one_per_100_items_and_at_least_one_per_answer(
+    coinapi, limit, requests, credits
+):
+    series = make_series("2021-01-01", 250)
+    coinapi.series[GEMINI] = series
+    store(series.head(STORED))
+    out, _ = update("--limit", limit)
+    assert_same_bars(stored(), series)
+    assert f"bars fetched 245, inserted 245, requests {requests}, credits {credits}, " in out
+    assert len(coinapi.requests) == requests
+
+
+def test_credits_for_an_answer():
+    assert [credits_for(n) for n in (0, 1, 100, 101, 245, 100_000)] == [1, 1, 1, 2, 3, 1000]
+
+
+def test_an_over_long_symbol_is_a_one_line_error_on_every_engine(coinapi):
+    message = fail("-s", "X" * 300, "-b", "1h", "--backfill", "2021-01-01")
+    assert "the symbol 'XXXXXXXX" in message
+    assert "is 300 characters; the bar store holds at most 32: give a shorter one" in message
+    assert coinapi.requests == []
+    assert not Stock.objects.exists()
+
+
+def test_logs_written_to_a_pipe_carry_no_colour_codes(coinapi, tmp_path):
+    """The development settings, as cron runs them: urllib3's retry warning comes through,
+    without the terminal colour codes coloredlogs would add."""
+    coinapi.faults = ["drop"]  # retried by urllib3, which logs a warning
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "cryptooracle.settings.development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "COINAPI_URL": coinapi.url,
+        "COINAPI_KEY": "test-key",
+        "COINAPI_BACKOFF": "0.01",
+        "COINAPI_PAGE_LIMIT": "100",
+        "COINAPI_SYMBOL_IDS": "",
+    }
+    manage = [sys.executable, str(REPO_DIR / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, timeout=120)
+    done = subprocess.run(
+        [*manage, "update_stocks", "-s", "BTCUSD", "-b", "1h", "--backfill", "2021-01-01"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "WARNING urllib3.connectionpool: Retrying (" in done.stderr
+    assert "connection broken by" in done.stderr
+    assert "bars fetched 48, inserted 48," in done.stdout
+    assert "\x1b[" not in done.stdout + done.stderr
 
 
 # --- exchanges ---------------------------------------------------------------------------

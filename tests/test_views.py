@@ -312,34 +312,38 @@ def test_forecast_without_sessions(client):
 
 
 def test_evaluation_page_shows_everything_about_a_session(client, july):
-    worse = make_session(EVALUATION, created_offset=0, mase=1.2)
-    best = make_session(EVALUATION, created_offset=5, mase=0.9)
+    worse = make_session(EVALUATION, created_offset=0, rel_mae=1.2)
+    best = make_session(EVALUATION, created_offset=5, rel_mae=0.9)
     make_evaluation(worse, mean=0.44, t=-3.1, p=0.001)
     make_evaluation(best)
     response = client.get(reverse("predictor:evaluation"), {"session": best.id})
     assert response.status_code == 200
     html = response.content.decode()
-    # Leaderboard first, best test MASE first, rows link to their sessions.
+    # Leaderboard first, best test relative MAE first, rows link to their sessions.
     board = html[html.index('id="leaderboard"') : html.index("</table>")]
     assert board.index(str(best.id)) < board.index(str(worse.id))
     assert html.index('id="leaderboard"') < html.index('id="chart-predictions"')
     body = payload(response)
     assert set(body["figures"]) == {"predictions", "loss", "equity"}
     predictions = traces(body, "predictions")
-    assert set(predictions) == {"Actual close", "Predicted, training part", "Predicted, test part"}
+    assert set(predictions) == {
+        "Actual close",
+        "Fitted, training part (in-sample)",
+        "Predicted, test part",
+    }
     split = best.test_start.strftime("%Y-%m-%dT%H:%M")
     assert predictions["Predicted, test part"]["x"][0] == split
-    assert predictions["Predicted, training part"]["x"][-1] < split
+    assert predictions["Fitted, training part (in-sample)"]["x"][-1] < split
     count = StockPrediction.objects.filter(session=best).count()
     assert (
-        len(predictions["Predicted, training part"]["x"])
+        len(predictions["Fitted, training part (in-sample)"]["x"])
         + len(predictions["Predicted, test part"]["x"])
         == count
     )
     assert values(traces(body, "loss")["loss"]["y"]) == [0.09, 0.04]
     assert set(traces(body, "equity")) == {
-        "Strategy, train part",
-        "Buy and hold, train part",
+        "Strategy, train part (in-sample)",
+        "Buy and hold, train part (in-sample)",
         "Strategy, test part",
         "Buy and hold, test part",
     }
@@ -348,6 +352,9 @@ def test_evaluation_page_shows_everything_about_a_session(client, july):
         assert text.lower() in html.lower()
     assert "better than a coin" in html and "0.5600" in html and "2.500" in html
     assert "0.0100" in html
+    # The strategy's bootstrap interval beside its point estimate.
+    assert "95 % interval of the strategy (moving-block bootstrap" in html
+    assert "return -1.2 % to 4.6 %, Sharpe -0.50 to 2.25" in html
     assert "small p with a <strong>negative</strong> t" in html
 
 
@@ -357,6 +364,54 @@ def test_a_negative_t_score_reads_as_worse_than_a_coin(client, july):
     html = client.get(reverse("predictor:evaluation")).content.decode()
     assert "worse than a coin" in html and "(-3.10)" in html
     assert "no better than a coin" in html  # the leaderboard's verdict
+
+
+def test_training_part_is_in_sample_and_never_a_coloured_verdict(client, july):
+    session = make_session(EVALUATION)
+    make_evaluation(session)  # the training part's stored test "rejects" at p = 0.03
+    html = client.get(reverse("predictor:evaluation"), {"session": session.id}).content.decode()
+    train = html[html.index('data-part="train"', html.index("verdict-card")) :]
+    train = train[: train.index("</article>")]
+    assert "Training part, in-sample (fitted)" in train and "not a verdict" in train
+    assert 'class="reading good"' not in train and 'class="reading bad"' not in train
+    assert "better than a coin" not in train
+    test = html[html.index('<article class="verdict-card" data-part="test"') :]
+    assert 'class="reading good"' in test[: test.index("</article>")]
+    assert "<caption>Training part, in-sample (fitted)</caption>" in html
+
+
+def test_score_tables_name_the_sessions_model_and_persistence_has_no_dm(client, july):
+    session = make_session(EVALUATION)
+    TrainingSession.objects.filter(id=session.id).update(model_kind="persistence")
+    evaluation = make_evaluation(session)
+    for part in evaluation.results.values():
+        part["diebold_mariano"] = {
+            **part["diebold_mariano"],
+            "statistic": None,
+            "p_value": None,
+            "reason": "persistence is not tested against itself",
+        }
+    evaluation.save()
+    html = client.get(reverse("predictor:evaluation"), {"session": session.id}).content.decode()
+    tables = html[html.index("Scores beside the baselines") : html.index("Trading on the")]
+    assert "Persistence (this session)" in tables and "LSTM" not in tables
+    assert "—" in html and "persistence is not tested against itself" in html
+    TrainingSession.objects.filter(id=session.id).update(model_kind="linear")
+    html = client.get(reverse("predictor:evaluation"), {"session": session.id}).content.decode()
+    assert "Linear regression (this session)" in html and ">LSTM<" not in html
+
+
+def test_leaderboard_shows_holm_adjusted_p_values_and_says_so(client, july):
+    first = make_session(EVALUATION, created_offset=0, rel_mae=0.9)
+    second = make_session(EVALUATION, created_offset=5, rel_mae=1.1)
+    make_evaluation(first, p=0.03)
+    make_evaluation(second, p=0.04)
+    html = client.get(reverse("predictor:evaluation")).content.decode()
+    board = html[html.index('id="leaderboard"') : html.index("</table>")]
+    assert "p (t, Holm)" in board
+    # Two sessions: 0.03 x 2 = 0.06 and max(0.06, 0.04) = 0.06; neither beats a coin.
+    assert board.count(">0.060<") == 2 and "beats a coin" not in board
+    assert "Holm-Bonferroni" in html
 
 
 def test_the_evaluation_endpoint_redraws_another_session(client, july):
@@ -469,3 +524,15 @@ def test_admin_lists_and_shows_every_model(client, july):
         str(session.id)
         in client.get(reverse("admin:predictor_trainingsession_changelist")).content.decode()
     )
+
+
+def test_the_newest_bar_is_marked_provisional_on_the_chart_that_holds_it(client, july):
+    """The file's last hour was still forming when it was made; the page says so."""
+    url = reverse("predictor:index_data")
+    body = json.loads(client.get(url, {"start": "2020-07-14", "end": "2020-07-14"}).content)
+    assert (
+        "Provisional: the 1h bar at 2020-07-14 23:00 UTC holds the newest stored bar, which may "
+        "still have been forming when it was stored" in body["html"]
+    )
+    earlier = json.loads(client.get(url, {"start": "2020-07-01", "end": "2020-07-13"}).content)
+    assert "Provisional" not in earlier["html"]

@@ -25,6 +25,13 @@ def import_days(tmp_path: Path, source: Path, first: str, last: str) -> None:
     call_command("import_stocks", str(path), "--no-progress", stdout=StringIO(), stderr=StringIO())
 
 
+def run_command(command: str, *args: str) -> str:
+    """Run a management command; return what it printed on stdout."""
+    out = StringIO()
+    call_command(command, *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
 def train_model(*args: str) -> tuple[TrainingSession, str]:
     """Run the command; return the newest session and what it printed."""
     out = StringIO()

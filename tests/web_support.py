@@ -31,13 +31,14 @@ FLAGS = {
 }
 
 
-def scores(mae: float, mase: float | None, direction: float | None, n: int) -> dict:
+def scores(mae: float, rel_mae: float | None, direction: float | None, n: int) -> dict:
     return {
         "mae": mae,
         "rmse": mae * 1.3,
         "mape": mae / 100,
         "directional_accuracy": direction,
-        "mase": mase,
+        "rel_mae": rel_mae,
+        "mase": None if rel_mae is None else rel_mae * 1.25,
         "n": n,
     }
 
@@ -58,7 +59,7 @@ def make_session(
     created_offset: int = 0,
     future: int = 3,
     seed: int = 0,
-    mase: float = 0.95,
+    rel_mae: float = 0.95,
 ) -> TrainingSession:
     """A succeeded session over every stored hourly bar, with one-step predictions of each.
 
@@ -93,7 +94,7 @@ def make_session(
             **(
                 {
                     "test": {
-                        "model": scores(50.0, mase, 0.51, rows - split),
+                        "model": scores(50.0, rel_mae, 0.51, rows - split),
                         "persistence": scores(52.0, 1.0, 0.0, rows - split),
                         "linear_regression": scores(51.0, 0.98, 0.49, rows - split),
                     }
@@ -135,7 +136,7 @@ def make_session(
 
 
 def part_result(
-    times: list[datetime], mean: float, t: float, p: float, rejected: bool, mase: float = 0.95
+    times: list[datetime], mean: float, t: float, p: float, rejected: bool, rel_mae: float = 0.95
 ) -> dict:
     """One part of Evaluation.results, in the shape predictor.services.evaluation stores."""
     n = len(times)
@@ -146,7 +147,7 @@ def part_result(
         "first": times[0].isoformat(),
         "last": times[-1].isoformat(),
         "bars": n,
-        "scores": scores(50.0, mase, mean, n),
+        "scores": scores(50.0, rel_mae, mean, n),
         "strategy": {
             "total_return": curve[-1] - 1,
             "sharpe": 1.2,
@@ -160,6 +161,19 @@ def part_result(
             "max_drawdown": 0.08,
             "position_changes": 0,
             "fees": 0.0,
+        },
+        "bootstrap": {
+            "method": "moving-block",
+            "level": 0.95,
+            "resamples": 1000,
+            "block_length": 5,
+            "seed": 0,
+            "bars": n,
+            "total_return_low": -0.0123,
+            "total_return_high": 0.0456,
+            "sharpe_low": -0.5,
+            "sharpe_high": 2.25,
+            "sharpe_resamples": 1000,
         },
         "equity": {"times": stamps, "strategy": curve, "buy_and_hold": hold},
         "direction_test": {
@@ -197,14 +211,14 @@ def make_evaluation(
     train = [t_ for t_ in times if t_ < session.test_start]
     test = [t_ for t_ in times if t_ >= session.test_start]
     rejected = t > 0 and p < 0.05
-    mase = session.metrics["test"]["model"]["mase"]
+    rel_mae = session.metrics["test"]["model"]["rel_mae"]
     return Evaluation.objects.create(
         session=session,
         fee_bps=0.0,
         alpha=0.05,
-        test_mase=mase,
+        test_rel_mae=rel_mae,
         results={
             "train": part_result(train, 0.55, 2.0, 0.03, True),
-            "test": part_result(test, mean, t, p, rejected, mase),
+            "test": part_result(test, mean, t, p, rejected, rel_mae),
         },
     )

@@ -169,7 +169,7 @@ def train_test_figure(
         go.Scatter(
             x=times(index[~in_test]),
             y=_values(predicted)[~in_test],
-            name="Predicted, training part",
+            name="Fitted, training part (in-sample)",
             mode="lines",
             opacity=0.75,
             line={"color": COLORS["train"], "width": 1.5},

@@ -8,29 +8,48 @@ what happens after the headers (requests reads the body later), so a body cut mi
 body that is not the JSON list CoinAPI promises is retried here, around it, with a second
 `Retry` of the same size so the backoff and the budget follow the same rules.
 
+A Retry-After longer than `max_retry_after` is not waited for at all: CoinAPI sends one of
+hours when the daily quota is spent, and waiting a capped while and retrying would only keep
+a scheduled job busy for minutes before failing anyway. The request gives up at once with
+`CoinApiRateLimited`, which names the time CoinAPI asked for, and the caller stops the run.
+
 Items are checked one by one: a bad item is reported with its position and left out, never
 stored, and never stops the good items of its page.
+
+Counting: `requests_sent` counts every HTTP request made, retries and failed ones included
+(a connection that could not be made counts as the tries urllib3 spent on it).
+`credits_used` estimates what CoinAPI bills: one credit per 100 items returned, rounded up,
+and at least one per answered data request, counted for every answer whose body is the JSON
+list of items (items later dropped or found invalid were still returned, so they count).
+Requests that failed (an error status, a connection or body that broke off, a body that is
+not a list) are not counted: CoinAPI bills the data it returns. CoinAPI's own usage page
+remains the authority; this figure is for seeing what a run costs.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 
 import pandas as pd
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ProtocolError
+from urllib3 import BaseHTTPResponse
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import MaxRetryError, ProtocolError, ResponseError
 from urllib3.util.retry import Retry
 
 from utils.bar_checks import BAR_COLUMNS, VALUE_FIELDS, untrusted_reasons
 
 DEFAULT_URL = "https://rest.coinapi.io"
 MAX_LIMIT = 100_000  # CoinAPI's largest page
+ITEMS_PER_CREDIT = 100  # CoinAPI bills one credit per 100 items returned, rounded up
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Our field -> CoinAPI's item key, also used to name the field in messages.
 _ITEM_KEYS = {
@@ -77,6 +96,11 @@ class CoinApiRetriesExhausted(CoinApiError):
     """The server kept failing (or rate limiting) through the whole retry budget."""
 
 
+class CoinApiRateLimited(CoinApiRetriesExhausted):
+    """429/503 with a Retry-After longer than we wait: every further request would be
+    refused too (an exhausted quota), so the whole run should stop, not only this series."""
+
+
 class CoinApiMalformedResponse(CoinApiError):
     """The answer was not the JSON list of items the protocol promises, even after retries."""
 
@@ -105,7 +129,6 @@ class OhlcvPage:
     invalid: list[InvalidItem] = field(default_factory=list)
     dropped: int = 0  # items before time_start, at or after time_end, or repeated
     last_time: datetime | None = None  # latest period start in range, valid or not
-    requests: int = 0  # HTTP requests this page took, retries included
 
 
 def empty_bars() -> pd.DataFrame:
@@ -161,10 +184,13 @@ class _BrokenBody(CoinApiError):
 
 
 class _CappedRetry(Retry):
-    """urllib3's Retry, but never sleeping longer than `max_retry_after` for Retry-After.
+    """urllib3's Retry, but giving up at once on a Retry-After longer than `max_retry_after`.
 
     CoinAPI answers an exhausted daily quota with 429 and a Retry-After of hours; a scheduled
-    job should give up and say so rather than hang until tomorrow.
+    job should give up and say so rather than hang until tomorrow, or wait a capped while and
+    ask again only to be refused again. Raising MaxRetryError from `increment` is urllib3's
+    own way to end the retries: with raise_on_status=False it hands back that last answer,
+    and `_raise_for_status` turns it into CoinApiRateLimited.
     """
 
     max_retry_after: float = 120.0
@@ -174,9 +200,49 @@ class _CappedRetry(Retry):
         fresh.max_retry_after = self.max_retry_after
         return fresh
 
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> _CappedRetry:
+        if error is None and response is not None and not response.get_redirect_location():
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is not None and wait > self.max_retry_after:
+                reason = ResponseError(f"Retry-After of {wait:.0f} s is longer than we wait")
+                raise MaxRetryError(_pool, url, reason)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
     def get_retry_after(self, response) -> float | None:
+        # `increment` lets a redirect through whatever its Retry-After, and urllib3 then
+        # sleeps it: capped all the same.
         seconds = super().get_retry_after(response)
         return None if seconds is None else min(seconds, self.max_retry_after)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A Retry-After header (seconds, or an HTTP date) as seconds from now; None if absent
+    or unreadable. Unlike urllib3's parser it is not capped, so a quota's day shows as a day."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:  # an HTTP date is GMT, but parsedate drops "-0000"
+        moment = moment.replace(tzinfo=UTC)
+    return max((moment - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def credits_for(items: int) -> int:
+    """CoinAPI credits for one answered data request of `items` items: per 100, at least 1."""
+    return max(1, math.ceil(items / ITEMS_PER_CREDIT))
 
 
 class CoinApiClient:
@@ -196,7 +262,8 @@ class CoinApiClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries
-        self.requests_sent = 0
+        self.requests_sent = 0  # every HTTP request made, retries and failures included
+        self.credits_used = 0  # CoinAPI credits the answered requests cost
         self._retry = _CappedRetry(
             total=max_retries,
             backoff_factor=backoff,
@@ -230,11 +297,8 @@ class CoinApiClient:
             "time_end": iso_utc(time_end),
             "limit": limit,
         }
-        before = self.requests_sent
         items = self._get_json(f"/v1/ohlcv/{symbol_id}/history", params)
-        page = parse_page(items, time_start, time_end, period_seconds(period))
-        page.requests = self.requests_sent - before
-        return page
+        return parse_page(items, time_start, time_end, period_seconds(period))
 
     def iter_ohlcv(
         self,
@@ -264,7 +328,9 @@ class CoinApiClient:
         retry = self._retry
         while True:
             try:
-                return decode_items(self._get_body(path, params))
+                items = decode_items(self._get_body(path, params))
+                self.credits_used += credits_for(len(items))
+                return items
             except (_BrokenBody, CoinApiMalformedResponse) as error:
                 try:  # a ProtocolError counts as a read error, as urllib3 counts a dropped one
                     retry = retry.increment("GET", path, error=ProtocolError(str(error)))
@@ -294,7 +360,7 @@ class CoinApiClient:
             raise CoinApiRequestError(f"cannot ask CoinAPI: {_short(error)}") from error
         with response:
             self.requests_sent += _attempts(response)
-            _raise_for_status(response)
+            _raise_for_status(response, self._retry.max_retry_after)
             try:
                 return response.content
             except requests.RequestException as error:
@@ -307,7 +373,7 @@ def _attempts(response: requests.Response) -> int:
     return 1 + (len(retries.history) if retries is not None else 0)
 
 
-def _raise_for_status(response: requests.Response) -> None:
+def _raise_for_status(response: requests.Response, max_retry_after: float) -> None:
     status = response.status_code
     if status < 400:
         return
@@ -317,8 +383,15 @@ def _raise_for_status(response: requests.Response) -> None:
             f"CoinAPI rejected the key (HTTP {status}{detail}): check COINAPI_KEY"
         )
     if status in RETRY_STATUSES:
-        wait = response.headers.get("Retry-After")
-        asked = f", server asks to wait {wait} s" if wait else ""
+        wait = retry_after_seconds(response.headers.get("Retry-After"))
+        if wait is not None and wait > max_retry_after:
+            until = datetime.now(UTC) + timedelta(seconds=wait)
+            raise CoinApiRateLimited(
+                f"CoinAPI answered HTTP {status}{detail} and asks to wait {wait:.0f} s "
+                f"(until {until:%Y-%m-%d %H:%M:%S} UTC), longer than COINAPI_MAX_RETRY_AFTER "
+                f"({max_retry_after:g} s); the run stops here, try again later"
+            )
+        asked = f", server asks to wait {wait:.0f} s" if wait is not None else ""
         raise CoinApiRetriesExhausted(
             f"CoinAPI still answered HTTP {status}{detail} after {_attempts(response)} "
             f"tries{asked}; try again later"

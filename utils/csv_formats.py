@@ -6,6 +6,9 @@ milliseconds, `Volume`/`Volume BTC`/`Volume From`, `2019-07-30 01-AM` dates, new
 oldest bar first). Everything here turns any of them into chunks of bars with a
 timezone-aware UTC opening time, and lists the rows it cannot trust instead of storing them.
 
+Which time column to believe, the bar length and duplicates are decided for the whole file
+in utils.bar_files, which is what the importer and the notebooks call.
+
 No Django imports: notebooks and benchmarks read files with this module alone.
 """
 
@@ -23,8 +26,6 @@ import pandas as pd
 
 from utils.bar_checks import PRICE_FIELDS, untrusted_reasons
 from utils.timeframes import timeframe_from_seconds
-
-BAR_FIELDS = ("time", *PRICE_FIELDS, "volume")
 
 KNOWN_EXCHANGES = {
     "gemini": "Gemini",
@@ -106,16 +107,14 @@ class CsvLayout:
 class BarChunk:
     """Up to `chunk_rows` rows of one file, parsed: trustworthy bars and rejected rows."""
 
-    bars: pd.DataFrame  # columns BAR_FIELDS; time is datetime64[ns, UTC]
+    # One row per usable row of the file: a UTC time per time column the file has ("unix",
+    # "date"; NaT where that column is blank or unreadable), the values, and its file line.
+    bars: pd.DataFrame
     symbols: pd.Series  # the file's symbol column for `bars` (empty if it has none)
     rejected: list[Rejection] = field(default_factory=list)
     rows_read: int = 0
     first_data_line: int = 2  # file line of the row at index 0: bars keep file positions
     skipped_lines: tuple[int, ...] = ()  # malformed lines pandas dropped before this chunk's end
-
-    def lines_of(self, index: pd.Index) -> list[int]:
-        """File line numbers of rows of `bars`, by their index."""
-        return file_lines(np.asarray(index), self.first_data_line, self.skipped_lines)
 
 
 def file_lines(positions: np.ndarray, first_data_line: int, skipped: tuple[int, ...]) -> list[int]:
@@ -257,47 +256,55 @@ def unix_to_datetime(values: pd.Series) -> pd.Series:
 
     CryptoDataDownload switched units part-way through some files, so the unit is decided
     per value by its magnitude: no bar of real data is older than 1973 (1e11 ms) or later
-    than 5138 (1e11 s).
+    than 5138 (1e11 s). Microsecond resolution, so a year-3000 typo is a time to reject, not
+    an overflow that stops the file.
     """
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
-    scale = np.where(numbers >= 1e14, 1e3, np.where(numbers >= 1e11, 1e6, 1e9))
-    nanoseconds = np.round(numbers * scale)
-    valid = np.isfinite(nanoseconds) & (np.abs(nanoseconds) < 9.2e18)
-    result = np.full(len(numbers), np.datetime64("NaT"), dtype="datetime64[ns]")
-    result[valid] = nanoseconds[valid].astype("int64").view("datetime64[ns]")
+    scale = np.where(numbers >= 1e14, 1.0, np.where(numbers >= 1e11, 1e3, 1e6))
+    micros = np.round(numbers * scale)
+    valid = np.isfinite(micros) & (np.abs(micros) < 9.2e18)
+    result = np.full(len(numbers), np.datetime64("NaT"), dtype="datetime64[us]")
+    result[valid] = micros[valid].astype("int64").view("datetime64[us]")
     return pd.Series(result, index=values.index).dt.tz_localize("UTC")
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
-    """Parse the Date column in any of the layouts above, as UTC; unparseable gives NaT."""
-    text = values.astype("string").str.strip()
-    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
-    todo = text.notna()
+    """Parse the Date column in any of the layouts above, as UTC; unparseable gives NaT.
+
+    The common layout is tried on the text as it is; only what it cannot read is stripped
+    of spaces and tried in every layout (stripping millions of dates costs more than parsing).
+    """
+    text = values.astype("string")
+    parsed = pd.to_datetime(text, format=_DATE_FORMATS[0], errors="coerce", utc=True)
+    parsed = parsed.dt.as_unit("us")
+    todo = parsed.isna() & text.notna()
+    if not todo.any():
+        return parsed
+    text = text.str.strip()
     for fmt in _DATE_FORMATS:
         if not todo.any():
             break
         attempt = pd.to_datetime(text[todo], format=fmt, errors="coerce", utc=True)
-        attempt = attempt.dt.as_unit("ns")
-        parsed.loc[attempt.index] = attempt
+        parsed.loc[attempt.index] = attempt.dt.as_unit("us")
         todo = todo & parsed.isna()
     return parsed
 
 
-def _bar_times(frame: pd.DataFrame, layout: CsvLayout) -> pd.Series:
-    """Unix timestamp where present and valid, else the Date column."""
+def _candidate_times(raw: pd.DataFrame, layout: CsvLayout) -> pd.DataFrame:
+    """Each time column the file has, parsed on its own: which one to believe is decided
+    for the whole file (utils.bar_files), not row by row."""
+    times = pd.DataFrame(index=raw.index)
     if layout.has_unix:
-        times = unix_to_datetime(frame["unix"])
-        if layout.has_date and times.isna().any():
-            missing = times.isna()
-            times.loc[missing] = parse_dates(frame.loc[missing, "date"])
-        return times
-    return parse_dates(frame["date"])
+        times["unix"] = unix_to_datetime(raw["unix"])
+    if layout.has_date:
+        times["date"] = parse_dates(raw["date"])
+    return times
 
 
-def _rejection_reasons(bars: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
-    """One reason per untrustworthy row (empty string for good rows)."""
+def _rejection_reasons(bars: pd.DataFrame, raw: pd.DataFrame, times: pd.DataFrame) -> pd.Series:
+    """One reason per row whose values, or every time column, cannot be used."""
     reasons = untrusted_reasons(bars)
-    unparsed = bars["time"].isna()
+    unparsed = times.isna().all(axis=1)
     if unparsed.any():
         source = raw["date"] if "date" in raw else raw["unix"]
         shown = source[unparsed].astype("string").fillna("")
@@ -380,19 +387,21 @@ def _parse_chunk(
     skipped: tuple[int, ...],
 ) -> BarChunk:
     raw = raw.dropna(how="all")  # blank lines: not rows, but they keep line numbers true
+    times = _candidate_times(raw, layout)
     bars = pd.DataFrame(index=raw.index)
-    bars["time"] = _bar_times(raw, layout)
     for name in (*PRICE_FIELDS, "volume"):
         bars[name] = pd.to_numeric(raw[name], errors="coerce").astype("float64")
-    reasons = _rejection_reasons(bars, raw)
+    reasons = _rejection_reasons(bars, raw, times)
     bad = reasons != ""
     lines = file_lines(raw.index[bad.to_numpy()], first_data_line, skipped)
     rows_read = len(raw) + len(rejected)  # pandas dropped the malformed lines from `raw`
     rejected = rejected + [Rejection(line, r) for line, r in zip(lines, reasons[bad], strict=True)]
     good = ~bad.to_numpy()
+    bars = pd.concat([times, bars], axis=1)[good]
+    bars["line"] = file_lines(bars.index.to_numpy(), first_data_line, skipped)
     symbols = raw["symbol"][good] if "symbol" in raw else pd.Series(dtype="string")
     return BarChunk(
-        bars=bars[good],
+        bars=bars,
         symbols=symbols,
         rejected=sorted(rejected, key=lambda r: r.line),
         rows_read=rows_read,
@@ -402,13 +411,16 @@ def _parse_chunk(
 
 
 def infer_timeframe(times: pd.Series) -> str | None:
-    """The bar length, as the most common spacing between consecutive distinct bars."""
-    distinct = np.unique(times.dropna().to_numpy(dtype="datetime64[s]").astype("int64"))
-    if len(distinct) < 2:
+    """The bar length, as the most common spacing between consecutive distinct bars (the
+    shortest of equally common ones). A sort and a hash count: numpy's unique on millions of
+    times costs seconds."""
+    seconds = np.sort(times.dropna().to_numpy(dtype="datetime64[s]").astype("int64"))
+    steps = np.diff(seconds)
+    steps = steps[steps > 0]
+    if not len(steps):
         return None
-    steps = np.diff(distinct)
-    values, counts = np.unique(steps, return_counts=True)
-    return timeframe_from_seconds(int(values[np.argmax(counts)]))
+    counts = pd.Series(steps).value_counts(sort=False)
+    return timeframe_from_seconds(int(counts.index[counts == counts.max()].min()))
 
 
 def count_data_lines(path: Path) -> int:

@@ -179,8 +179,18 @@ class ColumnScaler:
         return {"name": self.name, "center_": self.center_.tolist(), "scale_": self.scale_.tolist()}
 
     def _load(self, state: dict) -> None:
-        self.center_ = np.asarray(state["center_"], dtype="float64")
-        self.scale_ = np.asarray(state["scale_"], dtype="float64")
+        """Refuse what no fit can produce: a tampered scale of 0 would make every prediction
+        the same price, and a NaN would make every prediction NaN."""
+        center = np.asarray(state["center_"], dtype="float64")
+        scale = np.asarray(state["scale_"], dtype="float64")
+        if center.ndim != 1 or center.shape != scale.shape or len(center) == 0:
+            raise ValueError("center_ and scale_ must be lists of the same, non-zero length")
+        if not (np.isfinite(center).all() and np.isfinite(scale).all()):
+            raise ValueError("center_ or scale_ holds a value that is not finite")
+        if not (scale > 0).all():
+            raise ValueError("scale_ holds a value that is not positive")
+        self.center_ = center
+        self.scale_ = scale
 
 
 class StandardScaler(ColumnScaler):
@@ -264,6 +274,8 @@ def scaler_to_json(scaler: Scaler, **context) -> str:
 
 def scaler_from_json(text: str) -> Scaler:
     state = json.loads(text)
+    if not isinstance(state, dict) or state.get("name") not in _SCALER_CLASSES:
+        raise ValueError("not a scaler's JSON (no known scaler name)")
     scaler = make_scaler(state["name"])
     scaler._load(state)
     return scaler

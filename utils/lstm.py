@@ -1,4 +1,6 @@
-"""Building, fitting, saving and loading the Keras LSTM model.
+"""Building, fitting, predicting with and loading the Keras recurrent network (LSTM or GRU).
+
+The forecaster classes (utils.forecasters.recurrent) use these and own saving.
 
 Framework-free (no Django). TensorFlow is imported inside the functions, not at module level,
 because importing it takes many seconds: the web app, the other commands and most tests never
@@ -8,7 +10,6 @@ need it, and the name lists below let commands validate flags without it.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,14 +45,22 @@ def build_model(
     activation: str,
     optimizer: str,
     loss: str,
+    *,
+    cell: str = "LSTM",
 ):
-    """LSTM(units) -> Dropout -> Dense(output_size): the original tool's architecture."""
+    """LSTM(units) -> Dropout -> Dense(output_size): the original tool's architecture.
+
+    `cell` names the Keras recurrent layer ("LSTM" or "GRU"): the GRU session is the same
+    network with the other cell, so the two differ in nothing else.
+    """
     import keras
 
+    if cell not in ("LSTM", "GRU"):
+        raise ValueError(f"cell must be LSTM or GRU, not {cell!r}")
     model = keras.Sequential(
         [
             keras.Input(shape=(window, n_features)),
-            keras.layers.LSTM(units, activation=activation),
+            getattr(keras.layers, cell)(units, activation=activation),
             keras.layers.Dropout(dropout),
             keras.layers.Dense(output_size),
         ]
@@ -114,46 +123,11 @@ def predict(model, inputs: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     return np.asarray(model.predict(inputs.astype("float32"), batch_size=batch_size, verbose=0))
 
 
-def temporary_path(final: Path) -> Path:
-    """A hidden name in the same folder (so os.replace is atomic) that keeps the suffix."""
-    return final.with_name(f".{final.stem}.{uuid.uuid4().hex}.tmp{final.suffix}")
-
-
-def save_model(model, path: Path) -> Path:
-    """Write the .keras file under a temporary name, then rename it into place.
-
-    A crash mid-write leaves only a hidden temporary file, never a half-written model under
-    the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path)
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
-
-
 def load_model(path: Path):
     """Load a .keras file with safe_mode on: no arbitrary code from lambdas in the file."""
     import keras
 
     return keras.models.load_model(Path(path), safe_mode=True, compile=True)
-
-
-def write_text_atomically(path: Path, text: str) -> Path:
-    """Same temporary-name-then-rename as save_model, for the scaler's JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path)
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
 
 
 def library_versions() -> dict[str, str]:

@@ -1,7 +1,15 @@
-"""Forecast scores in price units: MAE, RMSE, MAPE, directional accuracy and MASE.
+"""Forecast scores in price units: MAE, RMSE, MAPE, directional accuracy, rel_mae and MASE.
 
 Framework-free. Every forecaster (the LSTM and the baselines) is scored by the same function
 on the same bars, so the numbers can be compared side by side.
+
+Two scaled errors, kept apart because they answer different questions:
+
+- rel_mae: the MAE divided by persistence's MAE on the very bars scored (below 1 beats
+  persistence there). Until November 2026 this was stored as "mase", which it is not.
+- mase: Hyndman & Koehler's (2006) MASE, the MAE divided by the in-sample one-step naive
+  MAE of the training part (naive_scale). The scale never comes from the bars scored, so
+  the number can be compared with other tools' MASE.
 """
 
 from __future__ import annotations
@@ -55,24 +63,55 @@ def directional_accuracy(
     return float(np.mean(hits[moved]))
 
 
-def mase(actual: np.ndarray, predicted: np.ndarray, last_close: np.ndarray) -> float | None:
+def rel_mae(actual: np.ndarray, predicted: np.ndarray, last_close: np.ndarray) -> float | None:
     """MAE relative to the persistence forecast's MAE on the same bars (below 1: better).
 
     Persistence ("the next close is the last close") is the naive forecast; scaling by its
-    error on the very bars being scored makes the number comparable across periods.
+    error on the very bars being scored says directly whether the model beat it there.
     """
     base = np.broadcast_to(last_close.reshape(-1, *([1] * (actual.ndim - 1))), actual.shape)
     naive = mae(actual, base)
     return mae(actual, predicted) / naive if naive > 0 else None
 
 
-def scores(actual: np.ndarray, predicted: np.ndarray, last_close: np.ndarray) -> dict:
-    """All five scores (over every step ahead) and the number of predicted bars."""
+def naive_scale(actual: np.ndarray, last_close: np.ndarray) -> float | None:
+    """The in-sample one-step naive MAE: mean |close - previous close| over training bars.
+
+    Pass the training part's one-step actual closes and the closes of the bars before them
+    (for consecutive bars, mean(abs(diff(closes)))). It is MASE's denominator for every
+    part, the test part included, as Hyndman & Koehler define it. None when the closes
+    never move (no scale) or there are no bars.
+    """
+    actual = np.asarray(actual, dtype="float64").reshape(-1)
+    last_close = np.asarray(last_close, dtype="float64").reshape(-1)
+    if not len(actual):
+        return None
+    scale = float(np.mean(np.abs(actual - last_close)))
+    return scale if scale > 0 else None
+
+
+def mase(actual: np.ndarray, predicted: np.ndarray, *, scale: float | None) -> float | None:
+    """Hyndman-Koehler MASE: this MAE over the training part's naive_scale (None: no scale)."""
+    return mae(actual, predicted) / scale if scale else None
+
+
+def scores(
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    last_close: np.ndarray,
+    *,
+    scale: float | None = None,
+) -> dict:
+    """All six scores (over every step ahead) and the number of predicted bars.
+
+    `scale` is the training part's naive_scale; without it MASE is None.
+    """
     return {
         "mae": mae(actual, predicted),
         "rmse": rmse(actual, predicted),
         "mape": mape(actual, predicted),
         "directional_accuracy": directional_accuracy(actual, predicted, last_close),
-        "mase": mase(actual, predicted, last_close),
+        "rel_mae": rel_mae(actual, predicted, last_close),
+        "mase": mase(actual, predicted, scale=scale),
         "n": int(actual.size),
     }

@@ -42,23 +42,44 @@ def bar_returns(actual: np.ndarray, last_close: np.ndarray) -> np.ndarray:
 def position_changes(held: np.ndarray) -> np.ndarray:
     """1.0 where the position differs from the previous bar's (flat before the first bar).
 
-    Going from long to short counts as one change, as does entering from flat; each change
-    pays one fee.
+    Counts trades, not their size: a long-to-short reversal is one change (but two units
+    traded, see units_traded, which is what costs are charged on).
     """
     previous = np.concatenate([[0.0], held[:-1]])
     return (held != previous).astype("float64")
 
 
-def net_returns(
-    held: np.ndarray, returns: np.ndarray, fee_bps: float = 0.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(returns net of fees, fee per bar): position * return, minus fee_bps/10,000 per change.
+def units_traded(held: np.ndarray) -> np.ndarray:
+    """Units bought or sold at the start of each bar: |position - previous position|.
 
-    The fee is subtracted from the bar's return on which the position is taken, so a fee of
-    10 bps turns a +1 % bar into +0.9 %.
+    Flat to long or long to flat is 1 unit; long to short or short to long is 2 units (sell
+    the long, then sell short one more). The position before the first bar is flat.
     """
-    fees = position_changes(held) * fee_bps / 10_000.0
-    return held * returns - fees, fees
+    held = np.asarray(held, dtype="float64")
+    previous = np.concatenate([[0.0], held[:-1]])
+    return np.abs(held - previous)
+
+
+def cost_per_unit(fee_bps: float, spread_bps: float = 0.0) -> float:
+    """The fraction of equity one unit traded costs: fee plus half the quoted spread.
+
+    A market order crosses half the bid-ask spread from the mid price the returns are
+    measured on, so each unit pays fee_bps + spread_bps / 2 basis points.
+    """
+    return (fee_bps + spread_bps / 2.0) / 10_000.0
+
+
+def net_returns(
+    held: np.ndarray, returns: np.ndarray, fee_bps: float = 0.0, *, spread_bps: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(returns net of costs, cost per bar): position * return, minus the cost of the trade.
+
+    Each bar's cost is units_traded * (fee_bps + spread_bps / 2) / 10,000, subtracted from the
+    return of the bar on which the new position is taken: a fee of 10 bps turns a +1 % bar
+    entered from flat into +0.9 %, and a reversal onto it into +0.8 %.
+    """
+    costs = units_traded(held) * cost_per_unit(fee_bps, spread_bps)
+    return held * returns - costs, costs
 
 
 def equity_curve(returns: np.ndarray) -> np.ndarray:
@@ -96,7 +117,9 @@ class Performance:
     sharpe: float | None
     max_drawdown: float
     position_changes: int
+    units_traded: float
     fees: float
+    spread_costs: float
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,17 +138,29 @@ class Backtest:
 
 
 def performance(
-    held: np.ndarray, returns: np.ndarray, bar_seconds: float, fee_bps: float
+    held: np.ndarray,
+    returns: np.ndarray,
+    *,
+    bar_seconds: float,
+    fee_bps: float,
+    spread_bps: float = 0.0,
 ) -> tuple[Performance, np.ndarray, np.ndarray]:
-    """(summary, net returns, equity curve) of holding `held` through bars of `returns`."""
-    net, fees = net_returns(held, returns, fee_bps)
+    """(summary, net returns, equity curve) of holding `held` through bars of `returns`.
+
+    `fees` and `spread_costs` split the summed costs into the fee part and the half-spread
+    part (fractions of equity summed over bars), so a reader sees what each one took.
+    """
+    net, _ = net_returns(held, returns, fee_bps, spread_bps=spread_bps)
+    units = float(units_traded(held).sum())
     equity = equity_curve(net)
     summary = Performance(
         total_return=float(equity[-1] - 1.0),
         sharpe=sharpe_ratio(net, bar_seconds),
         max_drawdown=max_drawdown(equity),
         position_changes=int(position_changes(held).sum()),
-        fees=float(fees.sum()),
+        units_traded=units,
+        fees=units * fee_bps / 10_000.0,
+        spread_costs=units * spread_bps / 2.0 / 10_000.0,
     )
     return summary, net, equity
 
@@ -136,17 +171,24 @@ def backtest(
     last_close: np.ndarray,
     bar_seconds: float,
     fee_bps: float = 0.0,
+    *,
+    spread_bps: float = 0.0,
 ) -> Backtest:
-    """The long/short strategy and buy-and-hold (long on every bar) with the same fee rule.
+    """The long/short strategy and buy-and-hold (long on every bar) with the same cost rule.
 
-    Buy-and-hold changes position once, entering at the first bar, so it pays one fee.
+    Every unit traded pays fee_bps + spread_bps / 2 (see net_returns). Buy-and-hold enters
+    one unit at the first bar and never trades again, so it pays for one unit; it is not
+    charged for leaving at the end, and neither is the strategy.
     """
     if fee_bps < 0:
         raise ValueError(f"the fee must not be negative, not {fee_bps} bps")
+    if spread_bps < 0:
+        raise ValueError(f"the spread must not be negative, not {spread_bps} bps")
     returns = bar_returns(actual, last_close)
     held = positions(predicted, last_close)
-    strategy, strategy_net, strategy_equity = performance(held, returns, bar_seconds, fee_bps)
-    hold, hold_net, hold_equity = performance(np.ones_like(returns), returns, bar_seconds, fee_bps)
+    costs = {"bar_seconds": bar_seconds, "fee_bps": fee_bps, "spread_bps": spread_bps}
+    strategy, strategy_net, strategy_equity = performance(held, returns, **costs)
+    hold, hold_net, hold_equity = performance(np.ones_like(returns), returns, **costs)
     return Backtest(strategy, hold, strategy_net, hold_net, strategy_equity, hold_equity)
 
 
@@ -282,3 +324,26 @@ def _long_run_variance(differences: np.ndarray, horizon: int) -> float:
     for lag in range(1, min(horizon, n)):
         variance += 2.0 * float(np.dot(centred[lag:], centred[:-lag]) / n)
     return variance
+
+
+# Many sessions, one test set ------------------------------------------------------------------
+
+
+def holm_adjusted(p_values: list[float | None]) -> list[float | None]:
+    """Holm-Bonferroni step-down adjusted p-values, in the order given (None stays None).
+
+    Ranking many sessions on the same test bars and taking the smallest p-value finds
+    "significance" by chance; Holm's adjustment controls the family-wise error rate at alpha
+    when a session is called better than a coin only if its adjusted p-value is below alpha.
+    With the m p-values that exist sorted ascending, p_(1) <= ... <= p_(m), the adjusted
+    p_(i) is max over j <= i of min(1, (m - j + 1) * p_(j)) (the running maximum keeps the
+    step-down order). Sessions without a p-value are not counted in m.
+    """
+    present = [(p, i) for i, p in enumerate(p_values) if p is not None and math.isfinite(p)]
+    present.sort()
+    adjusted: list[float | None] = [None] * len(p_values)
+    m, running = len(present), 0.0
+    for rank, (p, index) in enumerate(present):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[index] = running
+    return adjusted

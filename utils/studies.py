@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from utils import lstm
+from utils.bar_files import read_bar_file
 from utils.baselines import WindowLinearRegression
-from utils.csv_formats import detect_layout, iter_bar_chunks, normalise_symbol
 from utils.features import (
     Windows,
     bar_positions,
@@ -32,27 +32,18 @@ from utils.features import (
     model_values,
     target_prices,
 )
-from utils.metrics import scores
+from utils.metrics import naive_scale, scores
 
 
 def read_csv_bars(path: Path | str) -> pd.DataFrame:
     """Every trustworthy bar of one CSV file, indexed by opening time (UTC), oldest first.
 
-    Rows the importer would reject are left out (rows naming another symbol than the first
-    row included); a bar listed twice keeps its first row, as the importer does.
+    Judged exactly as the importer judges it (utils.bar_files): rejected rows and rows of
+    another pair are left out, and a time given twice keeps the row the importer keeps.
+    The file's newest bar, which the importer marks provisional, is included.
     """
-    layout = detect_layout(Path(path))
-    chunks = []
-    symbol = None
-    for chunk in iter_bar_chunks(layout):
-        bars = chunk.bars
-        if len(chunk.symbols):
-            symbols = chunk.symbols.astype("string").map(normalise_symbol)
-            symbol = symbol or symbols.iloc[0]
-            bars = bars[(symbols == symbol).to_numpy()]
-        chunks.append(bars)
-    bars = pd.concat(chunks).drop_duplicates(subset="time", keep="first")
-    return bars.set_index("time").sort_index()[["open", "high", "low", "close", "volume"]]
+    bars = read_bar_file(Path(path)).bars
+    return bars.set_index("time")[["open", "high", "low", "close", "volume"]]
 
 
 def time_split(windows: Windows, split_row: int) -> tuple[Windows, Windows]:
@@ -129,7 +120,12 @@ def run_study(
         "linear_regression": as_prices(regression.predict(test_inputs)),
     }
     actual = closes[test.first_target]
-    rows = {name: scores(actual, prices, test.last_close) for name, prices in predictions.items()}
+    # MASE's scale: the naive one-step MAE on the training windows' targets (as train_model's).
+    scale = naive_scale(closes[train.first_target], train.last_close)
+    rows = {
+        name: scores(actual, prices, test.last_close, scale=scale)
+        for name, prices in predictions.items()
+    }
     return StudyResult(
         scores=pd.DataFrame(rows).T,
         times=frame.index[test.first_target],

@@ -5,6 +5,7 @@ when installed, so a production-style install (`--only main`) can still run this
 """
 
 import importlib.util
+import sys
 
 from .base import *  # noqa: F403
 from .base import INSTALLED_APPS, MIDDLEWARE
@@ -21,7 +22,9 @@ if importlib.util.find_spec("debug_toolbar"):
     INSTALLED_APPS = [*INSTALLED_APPS, "debug_toolbar"]
     MIDDLEWARE = ["debug_toolbar.middleware.DebugToolbarMiddleware", *MIDDLEWARE]
 
-if importlib.util.find_spec("coloredlogs"):
+# Colour only on a terminal: the console handler writes to stderr, and when that is a file or
+# a pipe (cron, `2>> update.log`, a CI log) colour codes would only be noise in the text.
+if importlib.util.find_spec("coloredlogs") and sys.stderr.isatty():
     LOGGING["formatters"]["plain"] = {  # noqa: F405
         "()": "coloredlogs.ColoredFormatter",
         "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,9 +1,13 @@
 """Writing bars into the store: idempotent, fast, one transaction per batch.
 
-Every writer of bars (CSV import, CoinAPI update) goes through `insert_bars`, so the rule
-"a bar already stored is never changed or duplicated" lives in one place. It is enforced by
-the database (the unique constraint plus INSERT OR IGNORE / ON CONFLICT DO NOTHING), not by
-a read-then-write race in Python.
+Every writer of bars (CSV import, CoinAPI update) goes through `insert_bars`, so the rules
+live in one place:
+
+- a bar already stored is never changed or duplicated, enforced by the database (the unique
+  constraint plus INSERT OR IGNORE / ON CONFLICT DO NOTHING), not by a read-then-write race;
+- except a provisional bar: a series' newest bar, possibly still forming when it was stored.
+  The next batch that holds its time replaces it with the complete bar;
+- a series keeps to one exchange unless the user asks to mix them (`check_same_exchange`).
 
 Why not `bulk_create(ignore_conflicts=True)`: it builds a model instance per row and a
 multi-row INSERT per batch, several times slower than the engines' own bulk paths, and it
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import repeat
 
 import numpy as np
@@ -27,6 +32,10 @@ from predictor.models import Stock
 BAR_VALUE_FIELDS = ("open", "high", "low", "close", "volume")
 
 
+class SeriesKeyError(ValueError):
+    """A symbol, bar length or exchange that the bar store cannot hold as given."""
+
+
 @dataclass(frozen=True)
 class SeriesKey:
     """What every bar of one batch shares."""
@@ -36,21 +45,109 @@ class SeriesKey:
     exchange: str = ""
     source: str = ""
 
+    def check(self) -> None:
+        """Refuse names longer than their columns: SQLite would store them whole and
+        PostgreSQL raise a DataError half-way through an import."""
+        for name in ("symbol", "bar_length", "exchange"):
+            value = getattr(self, name)
+            limit = Stock._meta.get_field(name).max_length
+            if len(value) > limit:
+                raise SeriesKeyError(
+                    f"the {name.replace('_', ' ')} {value[:40]!r}... is {len(value)} characters; "
+                    f"the bar store holds at most {limit}: give a shorter one"
+                )
 
-def insert_bars(key: SeriesKey, bars: pd.DataFrame) -> int:
-    """Store bars not yet stored and return how many were new; existing bars stay untouched.
 
-    `bars` has a timezone-aware `time` column and the BAR_VALUE_FIELDS. The batch is one
-    transaction: an interruption leaves either all of it or none of it.
+@dataclass(frozen=True)
+class InsertResult:
+    inserted: int  # bars that were not stored before
+    replaced: int  # provisional bars whose values this batch changed (all are confirmed)
+
+
+def insert_bars(
+    key: SeriesKey, bars: pd.DataFrame, *, provisional_time: datetime | None = None
+) -> InsertResult:
+    """Store bars not yet stored, replace provisional ones, and say how many of each.
+
+    `bars` has a timezone-aware `time` column and the BAR_VALUE_FIELDS. The bar at
+    `provisional_time`, if the batch has it and it becomes the series' newest, is stored as
+    provisional. The batch is one transaction: an interruption leaves all of it or none.
     """
     if bars.empty:
-        return 0
+        return InsertResult(0, 0)
+    key.check()
     with transaction.atomic():
-        if connection.vendor == "sqlite":
-            return _insert_sqlite(key, bars)
-        if connection.vendor == "postgresql":
-            return _insert_postgresql(key, bars)
-        return _insert_generic(key, bars)
+        confirmed, changed = _replace_provisional(key, bars)
+        new = bars[~bars["time"].isin(confirmed)] if confirmed else bars
+        inserted = _insert_new(key, new) if len(new) else 0
+        if provisional_time is not None:
+            _mark_provisional(key, pd.Timestamp(provisional_time), bars)
+    return InsertResult(inserted, changed)
+
+
+def series_queryset(symbol: str, bar_length: str):
+    return Stock.objects.filter(symbol=symbol, bar_length=bar_length)
+
+
+def _insert_new(key: SeriesKey, bars: pd.DataFrame) -> int:
+    if connection.vendor == "sqlite":
+        return _insert_sqlite(key, bars)
+    if connection.vendor == "postgresql":
+        return _insert_postgresql(key, bars)
+    return _insert_generic(key, bars)
+
+
+def _replace_provisional(key: SeriesKey, bars: pd.DataFrame) -> tuple[list[pd.Timestamp], int]:
+    """Overwrite the series' provisional bars that this batch holds: (their times, how many
+    of them the batch changed)."""
+    times = bars["time"]
+    stored = series_queryset(key.symbol, key.bar_length).filter(
+        provisional=True, time__gte=times.min(), time__lte=times.max()
+    )
+    by_time = bars.set_index("time")
+    confirmed, changed = [], 0
+    for bar_id, time, *old in stored.values_list("id", "time", *BAR_VALUE_FIELDS):
+        stamp = pd.Timestamp(time)
+        if stamp not in by_time.index:
+            continue
+        new = [float(by_time.at[stamp, name]) for name in BAR_VALUE_FIELDS]
+        Stock.objects.filter(id=bar_id).update(
+            **dict(zip(BAR_VALUE_FIELDS, new, strict=True)),
+            exchange=key.exchange,
+            source=key.source,
+            provisional=False,
+        )
+        confirmed.append(stamp)
+        changed += new != old
+    return confirmed, changed
+
+
+def _mark_provisional(key: SeriesKey, time: pd.Timestamp, bars: pd.DataFrame) -> None:
+    """The batch's bar at `time` is provisional while nothing newer is stored."""
+    series = series_queryset(key.symbol, key.bar_length)
+    if (bars["time"] == time).any() and not series.filter(time__gt=time).exists():
+        series.filter(time=time).update(provisional=True)
+
+
+def series_exchange(symbol: str, bar_length: str) -> str | None:
+    """The exchange a stored series continues from (its newest bar's); None if not stored."""
+    newest = series_queryset(symbol, bar_length).order_by("-time").values("exchange").first()
+    return None if newest is None else newest["exchange"]
+
+
+def check_same_exchange(
+    symbol: str, bar_length: str, *, stored: str, incoming: str, how_to_separate: str
+) -> None:
+    """Refuse bars from another exchange than the stored series': a series that silently
+    switches exchange shows jumps that are not in any market. Names compare case-blind;
+    a series or file with no exchange recorded counts as its own, unknown, exchange."""
+    if stored.casefold() == incoming.casefold():
+        return
+    raise SeriesKeyError(
+        f"{symbol} {bar_length}: the stored bars come from {stored or 'an unknown exchange'} "
+        f"but these come from {incoming or 'an unknown exchange'}; mixing exchanges in one "
+        f"series is refused ({how_to_separate}, or pass --allow-exchange-mix to mix them)"
+    )
 
 
 def refresh_planner_statistics() -> None:
@@ -96,10 +193,12 @@ def _insert_sqlite(key: SeriesKey, bars: pd.DataFrame) -> int:
             strict=False,
         )
     )
+    # INSERT OR IGNORE also ignores a NOT NULL violation, so every column is named.
     sql = (
         f'INSERT OR IGNORE INTO "{table}" '
         '("symbol", "bar_length", "time", "open", "high", "low", "close", "volume", '
-        '"exchange", "source") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)'
+        '"exchange", "source", "provisional") '
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0)"
     )
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
@@ -150,8 +249,8 @@ def _insert_postgresql(key: SeriesKey, bars: pd.DataFrame) -> int:
         )
         cursor.execute(
             f'INSERT INTO "{table}" ("symbol", "bar_length", "time", "open", "high", "low", '
-            '"close", "volume", "exchange", "source") '
-            "SELECT %s, %s, time, open, high, low, close, volume, %s, %s "
+            '"close", "volume", "exchange", "source", "provisional") '
+            "SELECT %s, %s, time, open, high, low, close, volume, %s, %s, FALSE "
             "FROM stock_import_staging "
             'ON CONFLICT ("symbol", "bar_length", "time") DO NOTHING',
             [key.symbol, key.bar_length, key.exchange, key.source],

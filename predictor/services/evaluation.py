@@ -20,12 +20,19 @@ from predictor.models import Evaluation, StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, get_bars
 from predictor.services.training import TrainingInputError, get_session
 from utils import strategy
-from utils.metrics import scores
+from utils.bootstrap import block_bootstrap
+from utils.metrics import naive_scale, scores
 from utils.timeframes import interval_seconds
 
 DEFAULT_FEE_BPS = 0.0
+DEFAULT_SPREAD_BPS = 0.0
 DEFAULT_ALPHA = 0.05
 EQUITY_POINTS = 2000
+# The bootstrap's seed: fixed, so an evaluation repeated on the same forecasts and costs
+# stores the same interval.
+BOOTSTRAP_SEED = 0
+IN_SAMPLE = "in-sample (fitted)"
+OUT_OF_SAMPLE = "out-of-sample"
 
 
 class EvaluationError(ValueError):
@@ -43,13 +50,17 @@ class PartData:
 
 
 def evaluate(
-    session_id: str, fee_bps: float | None = None, alpha: float | None = None
+    session_id: str,
+    fee_bps: float | None = None,
+    *,
+    alpha: float | None = None,
+    spread_bps: float | None = None,
 ) -> Evaluation:
     """Compute and store (replacing any earlier one) the evaluation of a session.
 
-    fee_bps and alpha left as None keep the session's previous evaluation's values (so the
-    re-evaluation at the end of `forecast` does not undo a fee set with `evaluate`), or the
-    defaults, 0 bps and 0.05.
+    fee_bps, spread_bps and alpha left as None keep the session's previous evaluation's
+    values (so the re-evaluation at the end of `forecast` does not undo costs set with
+    `evaluate`), or the defaults, 0 bps, 0 bps and 0.05.
     """
     try:
         session = get_session(session_id)
@@ -58,27 +69,49 @@ def evaluate(
     previous = Evaluation.objects.filter(session=session).first()
     if fee_bps is None:
         fee_bps = previous.fee_bps if previous else DEFAULT_FEE_BPS
+    if spread_bps is None:
+        spread_bps = previous.spread_bps if previous else DEFAULT_SPREAD_BPS
     if alpha is None:
         alpha = previous.alpha if previous else DEFAULT_ALPHA
-    _check_settings(fee_bps, alpha)
+    _check_settings(fee_bps, spread_bps, alpha)
     frame = forecast_frame(session)
     bar_seconds = interval_seconds(session.interval)
+    parts = split_parts(session, frame)
+    train = parts["train"]
+    scale = naive_scale(train.actual, train.last_close)
     results = {
-        name: evaluate_part(part, bar_seconds, fee_bps, alpha)
-        for name, part in split_parts(session, frame).items()
+        name: evaluate_part(
+            part,
+            bar_seconds,
+            fee_bps=fee_bps,
+            spread_bps=spread_bps,
+            alpha=alpha,
+            scale=scale,
+            persistence=session.model_kind == TrainingSession.ModelKind.PERSISTENCE,
+            in_sample=name == "train",
+        )
+        for name, part in parts.items()
         if len(part.times)
     }
-    test_mase = results.get("test", {}).get("scores", {}).get("mase")
+    test_rel_mae = results.get("test", {}).get("scores", {}).get("rel_mae")
     evaluation, _ = Evaluation.objects.update_or_create(
         session=session,
-        defaults={"fee_bps": fee_bps, "alpha": alpha, "test_mase": test_mase, "results": results},
+        defaults={
+            "fee_bps": fee_bps,
+            "spread_bps": spread_bps,
+            "alpha": alpha,
+            "test_rel_mae": test_rel_mae,
+            "results": results,
+        },
     )
     return evaluation
 
 
-def _check_settings(fee_bps: float, alpha: float) -> None:
+def _check_settings(fee_bps: float, spread_bps: float, alpha: float) -> None:
     if not fee_bps >= 0:
         raise EvaluationError(f"the fee must be 0 or more basis points, not {fee_bps}")
+    if not spread_bps >= 0:
+        raise EvaluationError(f"the spread must be 0 or more basis points, not {spread_bps}")
     if not 0 < alpha < 1:
         raise EvaluationError(f"alpha must be between 0 and 1, not {alpha}")
 
@@ -141,23 +174,61 @@ def split_parts(session: TrainingSession, frame: pd.DataFrame) -> dict[str, Part
     }
 
 
-def evaluate_part(part: PartData, bar_seconds: float, fee_bps: float, alpha: float) -> dict:
-    """Everything stored for one part (see selectors_evaluation.session_evaluation)."""
-    result = strategy.backtest(part.predicted, part.actual, part.last_close, bar_seconds, fee_bps)
+def evaluate_part(
+    part: PartData,
+    bar_seconds: float,
+    *,
+    fee_bps: float,
+    spread_bps: float,
+    alpha: float,
+    scale: float | None,
+    persistence: bool = False,
+    in_sample: bool = False,
+) -> dict:
+    """Everything stored for one part (see selectors_evaluation.session_evaluation).
+
+    `scale` is MASE's denominator, from the training part for both parts. A persistence
+    session gets no Diebold-Mariano test: its errors are persistence's own, and a statistic
+    would only measure the scaler's rounding noise. The training part (`in_sample`) holds
+    the model's fits to bars it was trained on: it is labelled "in-sample (fitted)" and its
+    sentence says it is not a verdict; the verdict of record is the test part's.
+    """
+    result = strategy.backtest(
+        part.predicted,
+        part.actual,
+        part.last_close,
+        bar_seconds,
+        fee_bps,
+        spread_bps=spread_bps,
+    )
     hits = strategy.direction_hits(part.predicted, part.actual, part.last_close)
     direction = strategy.direction_test(hits, alpha)
-    dm = strategy.diebold_mariano(part.predicted - part.actual, part.last_close - part.actual)
+    if persistence:
+        dm = {**strategy.DieboldMariano(None, None, None, None, len(part.times), 1).to_dict()}
+        dm["reason"] = "persistence is not tested against itself"
+    else:
+        dm = strategy.diebold_mariano(
+            part.predicted - part.actual, part.last_close - part.actual
+        ).to_dict()
+    sentence = verdict(direction)
+    if in_sample:
+        sentence = f"{IN_SAMPLE}, not a verdict: {sentence}"
     return {
+        "sample": IN_SAMPLE if in_sample else OUT_OF_SAMPLE,
+        "in_sample": in_sample,
         "first": part.times[0].isoformat(),
         "last": part.times[-1].isoformat(),
         "bars": len(part.times),
-        "scores": scores(part.actual, part.predicted, part.last_close),
+        "scores": scores(part.actual, part.predicted, part.last_close, scale=scale),
         "strategy": result.strategy.to_dict(),
         "buy_and_hold": result.buy_and_hold.to_dict(),
+        "bootstrap": block_bootstrap(
+            result.strategy_returns, bar_seconds, seed=BOOTSTRAP_SEED
+        ).to_dict(),
         "equity": _equity(part.times, result, bar_seconds),
         "direction_test": direction.to_dict(),
-        "diebold_mariano": dm.to_dict(),
-        "verdict": verdict(direction),
+        "diebold_mariano": dm,
+        "verdict": sentence,
     }
 
 

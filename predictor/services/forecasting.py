@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+import pandas as pd
 from django.db import transaction
 from django.db.models import Max
 
@@ -19,11 +20,11 @@ from predictor.models import StockPrediction, TrainingSession
 from predictor.services.training import (
     TrainingInputError,
     get_session,
-    load_artifacts,
+    load_forecaster,
     load_series,
-    predicted_prices,
 )
 from utils.features import make_windows
+from utils.forecasters import ArtifactError
 from utils.timeframes import interval_seconds
 
 BATCH_SIZE = 5000
@@ -49,12 +50,18 @@ def forecast(session_id: str) -> ForecastResult:
         raise ForecastError(str(error)) from error
     if session.status == TrainingSession.Status.RUNNING:
         raise ForecastError(f"session {session.id} is still training")
-    if session.model_kind != TrainingSession.ModelKind.LSTM:
-        return ForecastResult(session, 0, 0, 0)  # Prophet and baselines store theirs when fitted
+    if not session.model_path and _last_predicted_time(session) is not None:
+        # Sessions of the other kinds trained before the forecaster interface stored their
+        # forecasts when fitted and kept no model file: only actual closes are left to fill.
+        with transaction.atomic():
+            return ForecastResult(session, 0, 0, _fill_actuals(session, _series(session)))
     try:
-        model, scaler = load_artifacts(session)
-    except FileNotFoundError as error:
-        raise ForecastError(f"{error} (status {session.status}: {session.error})") from error
+        forecaster = load_forecaster(session)
+    except ArtifactError as error:
+        # A failed session's files were removed: say why it failed, on the same line.
+        failed = session.status == TrainingSession.Status.FAILED
+        why = f" (the session failed: {session.error})" if failed else ""
+        raise ForecastError(f"session {session.id}: {error}{why}") from error
     series = _series(session)
     windows = make_windows(series.values, series.closes, series.positions, session.window, 0)
     index = series.frame.index
@@ -73,19 +80,19 @@ def forecast(session_id: str) -> ForecastResult:
             time=time,
             steps_ahead=1,
             predicted_close=float(price),
-            actual_close=float(actual),
+            actual_close=series.settled_close(row),
             model_version=session.version,
         )
-        for time, price, actual in zip(
+        for time, price, row in zip(
             index[step_windows.first_target],
-            _prices(model, scaler, step_windows, session)[:, 0],
-            series.closes[step_windows.first_target],
+            _prices(forecaster, step_windows, index, session)[:, 0],
+            step_windows.first_target,
             strict=True,
         )
     ]
     future = []
     if session.kind == TrainingSession.Kind.PRODUCTION:
-        future = _future(session, model, scaler, windows.select(~in_range), index[-1], series.step)
+        future = _future(session, forecaster, windows.select(~in_range), index, series.step)
     with transaction.atomic():
         StockPrediction.objects.bulk_create(
             predictions + future, batch_size=BATCH_SIZE, ignore_conflicts=True
@@ -116,10 +123,15 @@ def _step(session: TrainingSession) -> timedelta:
     return timedelta(seconds=interval_seconds(session.interval))
 
 
-def _prices(model, scaler, windows, session: TrainingSession) -> np.ndarray:
+def _prices(forecaster, windows, index: pd.DatetimeIndex, session: TrainingSession) -> np.ndarray:
+    """Forecasts for these windows; the first forecast bar's time may lie past the last bar."""
     if len(windows) == 0:
         return np.zeros((0, session.output_size))
-    return predicted_prices(model, scaler, windows, session.target)
+    step = _step(session)
+    rows = len(index)
+    known = np.minimum(windows.first_target, rows - 1)
+    times = index[known] + step * (windows.first_target - known)
+    return forecaster.predict(windows, pd.DatetimeIndex(times))
 
 
 def _last_predicted_time(session: TrainingSession):
@@ -128,11 +140,12 @@ def _last_predicted_time(session: TrainingSession):
     )["last"]
 
 
-def _future(session, model, scaler, last_windows, last_time, step) -> list[StockPrediction]:
+def _future(session, forecaster, last_windows, index, step) -> list[StockPrediction]:
     """The next O bars after the last known bar, from the window that ends on it."""
     if len(last_windows) == 0:
         return []
-    prices = _prices(model, scaler, last_windows, session)[-1]
+    last_time = index[-1]
+    prices = _prices(forecaster, last_windows, index, session)[-1]
     stored = set(
         StockPrediction.objects.filter(session=session, time__gt=last_time).values_list(
             "time", "steps_ahead"
@@ -152,18 +165,20 @@ def _future(session, model, scaler, last_windows, last_time, step) -> list[Stock
 
 
 def _fill_actuals(session: TrainingSession, series) -> int:
-    """Earlier forecasts of bars that have now happened get their actual close."""
+    """Earlier forecasts of bars that have now happened, and are no longer provisional, get
+    their actual close."""
     pending = list(
         StockPrediction.objects.filter(
             session=session, actual_close__isnull=True, time__lte=series.frame.index[-1]
         )
     )
-    closes = series.frame[f"{session.symbol}_close"]
+    rows = pd.Series(np.arange(len(series.frame)), index=series.frame.index)
     filled = []
     for prediction in pending:
-        actual = closes.get(prediction.time)
+        row = rows.get(prediction.time)
+        actual = None if row is None else series.settled_close(int(row))
         if actual is not None:
-            prediction.actual_close = float(actual)
+            prediction.actual_close = actual
             filled.append(prediction)
     StockPrediction.objects.bulk_update(filled, ["actual_close"], batch_size=BATCH_SIZE)
     return len(filled)

@@ -1,55 +1,51 @@
 """Import CryptoDataDownload CSV files into the bar store.
 
-Each file streams through in chunks, and each chunk is committed on its own, so memory stays
-bounded and an interrupted import leaves only whole chunks behind. Because inserting a bar
-that is already stored is a no-op, running the import again simply completes it.
+Each file is read and judged whole first (utils.bar_files: time column, bar length, grid,
+duplicates, rejected rows), so nothing is stored from a file that is then refused. Its bars
+are then stored oldest first in chunks, each chunk committed on its own: an interrupted
+import leaves only whole chunks behind, and because storing a bar that is already stored is
+a no-op, running the import again simply completes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from predictor.services.bars import SeriesKey, insert_bars, refresh_planner_statistics
-from utils.csv_formats import (
-    BarChunk,
-    CsvFormatError,
-    CsvLayout,
-    Rejection,
-    detect_layout,
-    infer_timeframe,
-    iter_bar_chunks,
-    normalise_symbol,
+from predictor.services.bars import (
+    SeriesKey,
+    SeriesKeyError,
+    check_same_exchange,
+    insert_bars,
+    refresh_planner_statistics,
+    series_exchange,
+    series_queryset,
 )
-from utils.timeframes import timeframe_from_seconds, timeframe_seconds
+from utils.bar_files import DEFAULT_CHUNK_ROWS, BarFile, Duplicates, read_bar_file
+from utils.csv_formats import CsvFormatError, Rejection
 
-DEFAULT_CHUNK_ROWS = 100_000
-MAX_REJECTIONS_KEPT = 1000
+# Progress callback: (file, phase "read" or "store", rows done in this step).
+ProgressCallback = Callable[[Path, str, int], None]
 
 
 @dataclass
 class FileImportResult:
-    """What importing one file did; `error` is set when the file could not be read at all."""
+    """What importing one file did; `error` is set when the file could not be imported."""
 
     path: Path
     symbol: str = ""
     bar_length: str = ""
     rows_read: int = 0
     inserted: int = 0
+    replaced: int = 0  # provisional bars the file's bars of the same time changed
     already_present: int = 0
     rejected: int = 0
     rejections: list[Rejection] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    duplicates: Duplicates = field(default_factory=Duplicates)
+    notes: list[str] = field(default_factory=list)  # decisions the user should see
     error: str | None = None
-
-    def add_rejections(self, rejections: list[Rejection]) -> None:
-        self.rejected += len(rejections)
-        room = MAX_REJECTIONS_KEPT - len(self.rejections)
-        self.rejections.extend(rejections[: max(room, 0)])
 
 
 def find_csv_files(paths: Iterable[Path]) -> list[Path]:
@@ -68,13 +64,23 @@ def import_csv_files(
     *,
     symbol: str | None = None,
     bar_length: str | None = None,
+    exchange: str | None = None,
+    strict: bool = False,
+    allow_exchange_mix: bool = False,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    on_rows: Callable[[Path, int], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> list[FileImportResult]:
-    """Import each file; one that cannot be read is reported and the others still import."""
+    """Import each file; one that cannot be imported is reported and the others still import."""
     results = [
         import_csv_file(
-            path, symbol=symbol, bar_length=bar_length, chunk_rows=chunk_rows, on_rows=on_rows
+            path,
+            symbol=symbol,
+            bar_length=bar_length,
+            exchange=exchange,
+            strict=strict,
+            allow_exchange_mix=allow_exchange_mix,
+            chunk_rows=chunk_rows,
+            on_progress=on_progress,
         )
         for path in paths
     ]
@@ -88,105 +94,106 @@ def import_csv_file(
     *,
     symbol: str | None = None,
     bar_length: str | None = None,
+    exchange: str | None = None,
+    strict: bool = False,
+    allow_exchange_mix: bool = False,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    on_rows: Callable[[Path, int], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+    now: datetime | None = None,
 ) -> FileImportResult:
-    """Import one file. `symbol` and `bar_length` override what the file says."""
+    """Import one file. `symbol`, `bar_length` and `exchange` override what the file says."""
     result = FileImportResult(path=path)
     try:
-        if bar_length is not None:
-            bar_length = timeframe_from_seconds(timeframe_seconds(bar_length))
-        layout = detect_layout(path)
-        result.symbol = _file_symbol(layout, symbol)
-        chunks = iter_bar_chunks(layout, chunk_rows=chunk_rows)
-        for chunk in _chunks_with_symbol_checked(chunks, result.symbol, overridden=bool(symbol)):
-            if not result.bar_length:
-                result.bar_length = _file_bar_length(layout, chunk, bar_length, result)
-            _store_chunk(chunk, layout, result)
-            if on_rows:
-                on_rows(path, chunk.rows_read)
+        if chunk_rows < 1:
+            raise ValueError("--chunk-rows must be at least 1")
+        bar_file = read_bar_file(
+            path,
+            symbol=symbol,
+            bar_length=bar_length,
+            strict=strict,
+            now=now,
+            chunk_rows=chunk_rows,
+            on_rows=(lambda rows: on_progress(path, "read", rows)) if on_progress else None,
+        )
+        _record_reading(result, bar_file)
+        key = SeriesKey(
+            symbol=bar_file.symbol,
+            bar_length=bar_file.bar_length,
+            exchange=bar_file.layout.exchange if exchange is None else exchange,
+            source=f"csv:{path.name}"[:128],
+        )
+        key.check()
+        _check_exchange(key, allow_exchange_mix)
+        _store(bar_file, key, result, chunk_rows, on_progress)
     except (CsvFormatError, ValueError) as error:
         result.error = str(error) if str(path) in str(error) else f"{path}: {error}"
     return result
 
 
-def _store_chunk(chunk: BarChunk, layout: CsvLayout, result: FileImportResult) -> None:
-    key = SeriesKey(
-        symbol=result.symbol,
-        bar_length=result.bar_length,
-        exchange=layout.exchange,
-        source=f"csv:{layout.path.name}"[:128],
-    )
-    inserted = insert_bars(key, chunk.bars)
-    result.rows_read += chunk.rows_read
-    result.inserted += inserted
-    result.already_present += len(chunk.bars) - inserted
-    result.add_rejections(chunk.rejected)
+def _record_reading(result: FileImportResult, bar_file: BarFile) -> None:
+    result.symbol = bar_file.symbol
+    result.bar_length = bar_file.bar_length
+    result.rows_read = bar_file.rows_read
+    result.rejected = bar_file.rejected
+    result.rejections = bar_file.rejections
+    result.duplicates = bar_file.duplicates
+    result.notes = bar_file.notes
 
 
-def _file_symbol(layout: CsvLayout, override: str | None) -> str:
-    symbol = normalise_symbol(override) if override else layout.symbol_from_name
-    if not symbol:
-        raise CsvFormatError(
-            f"{layout.path}: cannot tell the symbol (no Symbol column and none in the file "
-            "name); pass --symbol"
+def _check_exchange(key: SeriesKey, allow_exchange_mix: bool) -> None:
+    stored = series_exchange(key.symbol, key.bar_length)
+    if stored is None or allow_exchange_mix:
+        return
+    try:
+        check_same_exchange(
+            key.symbol,
+            key.bar_length,
+            stored=stored,
+            incoming=key.exchange,
+            how_to_separate="store this file under another name with --symbol, "
+            "or name its exchange with --exchange if the file name misleads",
         )
-    return symbol
+    except SeriesKeyError as error:
+        raise CsvFormatError(f"{error}; nothing was stored from this file") from error
 
 
-def _chunks_with_symbol_checked(
-    chunks: Iterator[BarChunk], symbol: str, *, overridden: bool
-) -> Iterator[BarChunk]:
-    """Reject rows whose Symbol column names another pair: one file is one series."""
-    for chunk in chunks:
-        if not overridden and len(chunk.symbols):
-            normalised = chunk.symbols.map(
-                {raw: normalise_symbol(raw) for raw in chunk.symbols.dropna().unique()}
+def _store(
+    bar_file: BarFile,
+    key: SeriesKey,
+    result: FileImportResult,
+    chunk_rows: int,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Oldest first, one transaction per chunk; the file's newest bar stored provisional."""
+    bars = _without_stale_newest_bar(bar_file, key, result)
+    newest = bar_file.newest_time
+    for start in range(0, len(bars), chunk_rows):
+        chunk = bars.iloc[start : start + chunk_rows]
+        stored = insert_bars(key, chunk, provisional_time=newest)
+        result.inserted += stored.inserted
+        result.replaced += stored.replaced
+        result.already_present += len(chunk) - stored.inserted - stored.replaced
+        if on_progress:
+            on_progress(bar_file.path, "store", len(chunk))
+
+
+def _without_stale_newest_bar(bar_file: BarFile, key: SeriesKey, result: FileImportResult):
+    """The file's newest bar was most likely still forming when the file was made. As the
+    series' newest it is stored provisional, to be replaced; behind newer stored bars it
+    could never be replaced, so it is stored only if that time is already held."""
+    newest = bar_file.newest_time
+    series = series_queryset(key.symbol, key.bar_length)
+    if newest is None or not series.filter(time__gt=newest).exists():
+        return bar_file.bars
+    if not series.filter(time=newest).exists():
+        result.rejected += 1
+        result.rejections.append(
+            Rejection(
+                int(bar_file.bars["line"].iloc[-1]),
+                f"the file's newest bar ({newest:%Y-%m-%d %H:%M} UTC) was probably still "
+                "forming when the file was made, and newer bars are stored: not stored",
             )
-            other = (normalised != symbol).to_numpy()
-            if other.any():
-                chunk = _reject_other_symbols(chunk, other, normalised, symbol)
-        yield chunk
-
-
-def _reject_other_symbols(
-    chunk: BarChunk, other: np.ndarray, normalised: pd.Series, symbol: str
-) -> BarChunk:
-    lines = chunk.lines_of(chunk.bars.index[other])
-    extra = [
-        Rejection(line, f"symbol {found!r} is not the file's symbol {symbol!r}")
-        for line, found in zip(lines, normalised[other].fillna("").tolist(), strict=True)
-    ]
-    return BarChunk(
-        bars=chunk.bars[~other],
-        symbols=chunk.symbols[~other],
-        rejected=sorted(chunk.rejected + extra, key=lambda r: r.line),
-        rows_read=chunk.rows_read,
-        first_data_line=chunk.first_data_line,
-        skipped_lines=chunk.skipped_lines,
-    )
-
-
-def _file_bar_length(
-    layout: CsvLayout, chunk: BarChunk, override: str | None, result: FileImportResult
-) -> str:
-    """Flag first; else the bars' own spacing, which must agree with the file name."""
-    inferred = infer_timeframe(chunk.bars["time"])
-    named = layout.timeframe_from_name
-    if override:
-        if inferred and inferred != override:
-            result.warnings.append(
-                f"--bar-length {override} given, but the bars are {inferred} apart"
-            )
-        return override
-    if inferred and named and inferred != named:
-        raise CsvFormatError(
-            f"{layout.path}: the file name says {named} bars but they are {inferred} apart; "
-            "pass --bar-length to choose"
         )
-    if inferred or named:
-        return inferred or named
-    raise CsvFormatError(
-        f"{layout.path}: cannot tell the bar length from one bar and no hint in the file "
-        "name; pass --bar-length"
-    )
+    else:
+        result.already_present += 1
+    return bar_file.bars.iloc[:-1]

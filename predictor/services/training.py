@@ -7,7 +7,6 @@ Ctrl-C included, marks it failed and removes the files this run wrote.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import shutil
 import uuid
@@ -23,8 +22,8 @@ from django.utils import timezone
 
 from predictor.models import TrainingSession
 from predictor.selectors import NoBarsError, get_bars, stored_symbols
+from predictor.services.sessions import session_run
 from utils import lstm
-from utils.baselines import Persistence, WindowLinearRegression
 from utils.features import (
     FEATURE_SETS,
     SCALERS,
@@ -32,14 +31,12 @@ from utils.features import (
     Windows,
     bar_positions,
     feature_frame,
-    make_scaler,
     make_windows,
     model_values,
-    scaler_from_json,
-    scaler_to_json,
-    target_prices,
 )
-from utils.metrics import scores
+from utils.forecasters import MODEL_KINDS, ArtifactError, Forecaster, TrainingPart, forecaster_class
+from utils.forecasters.base import temporary_path
+from utils.metrics import naive_scale, scores
 from utils.timeframes import interval_seconds
 
 EpochCallback = Callable[[int, int, dict], None]
@@ -90,6 +87,13 @@ class SeriesArrays:
     closes: np.ndarray
     positions: np.ndarray
     step: timedelta
+    # Rows holding the predicted symbol's provisional bar: its close may still change, so it
+    # is never copied into a prediction's actual close (a later forecast fills that in).
+    provisional: np.ndarray
+
+    def settled_close(self, row: int) -> float | None:
+        """The row's close, or None while it is provisional."""
+        return None if self.provisional[row] else float(self.closes[row])
 
 
 @dataclass
@@ -173,12 +177,14 @@ def load_series(
         raise TrainingInputError(f"the series of {', '.join(symbols)} share no bar in the range")
     seconds = interval_seconds(interval)
     positions = bar_positions(frame.index, seconds)
+    provisional = bars[symbols[0]]["provisional"].reindex(frame.index, fill_value=False)
     return SeriesArrays(
         frame=frame,
         values=model_values(frame, target, positions),
         closes=frame[f"{symbols[0]}_close"].to_numpy(),
         positions=positions,
         step=timedelta(seconds=seconds),
+        provisional=provisional.to_numpy(dtype=bool),
     )
 
 
@@ -213,46 +219,73 @@ def prepare_training_data(config: TrainingConfig) -> TrainingData:
 # Training -------------------------------------------------------------------------------------
 
 
+def validate_model_kind(config: TrainingConfig) -> None:
+    """Refuse what the kind cannot honour (from its registry entry), before anything runs."""
+    try:
+        kind = forecaster_class(config.model_kind)
+    except ValueError as error:
+        raise TrainingInputError(str(error)) from error
+    if not config.evaluation and not kind.production:
+        raise TrainingInputError(
+            f"-M {config.model_kind} makes evaluation sessions only (-V true): production "
+            f"sessions need a kind that can be updated "
+            f"({', '.join(k for k in MODEL_KINDS if forecaster_class(k).production)})"
+        )
+    if config.output_size != 1 and not kind.multi_step:
+        raise TrainingInputError(f"-M {config.model_kind} forecasts one bar ahead: use -O 1")
+    if kind.close_only and (
+        config.features != "close" or config.target != "price" or config.other_symbols
+    ):
+        raise TrainingInputError(
+            f"{kind.label} models the close alone: drop --features, --target and --other-symbols"
+        )
+
+
+def make_forecaster(config: TrainingConfig, on_epoch: EpochCallback | None = None) -> Forecaster:
+    """The session's forecaster, configured from its flags."""
+    options = {name: getattr(config, name) for name in _SESSION_FLAGS}
+    return forecaster_class(config.model_kind).from_options(
+        **options, seed=config.seed, on_epoch=on_epoch
+    )
+
+
+def training_part(data: TrainingData, windows: Windows | None = None) -> TrainingPart:
+    """The training windows, their target times and the training rows (the scaler's)."""
+    windows = data.train if windows is None else windows
+    index = data.series.frame.index
+    return TrainingPart(
+        windows=windows,
+        times=index[windows.first_target],
+        rows=data.series.values[: data.split_row],
+        columns=tuple(data.series.frame.columns),
+    )
+
+
 def train(
     config: TrainingConfig, data: TrainingData, on_epoch: EpochCallback | None = None
 ) -> TrainingSession:
-    """Fit a new session on validated data, score it, save its files and record it."""
+    """Fit a new session of any model kind on validated data, score it, save its files."""
+    validate_model_kind(config)
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     config = replace(config, seed=seed)
     session = _create_session(config, data)
-    written: list[Path] = []
-    try:
-        lstm.seed_everything(seed)
-        scaler = make_scaler(config.scaler).fit(data.series.values[: data.split_row])
-        model = lstm.build_model(
-            config.window,
-            data.series.values.shape[1],
-            config.output_size,
-            config.units,
-            config.dropout,
-            config.activation,
-            config.optimizer,
-            config.loss,
-        )
-        history = _fit(model, scaler, data.train, config, seed, on_epoch)
-        metrics = {"train": _score_part(model, scaler, data.train, data, config)}
+    with session_run(session) as written:
+        forecaster = make_forecaster(config, on_epoch).fit(training_part(data))
+        metrics = {"train": score_part(forecaster, data.train, data, config)}
         if config.evaluation:
-            metrics["test"] = _score_part(model, scaler, data.test, data, config)
-        written.append(_model_path(session.id))
-        lstm.save_model(model, written[-1])
-        written.append(_scaler_path(session.id))
-        lstm.write_text_atomically(written[-1], _scaler_json(scaler, config, data))
-        session.loss_history = [{"version": 1, "epochs": config.epochs, **history}]
-        session.library_versions = lstm.library_versions()
+            metrics["test"] = score_part(forecaster, data.test, data, config)
+        model_path = model_file(session.id, forecaster.model_suffix)
+        scaler_path = scaler_file(session.id) if forecaster.uses_scaler else None
+        written.extend([model_path] + ([scaler_path] if scaler_path else []))
+        forecaster.save(model_path, scaler_path)
+        history = getattr(forecaster, "history_", None) or {}
+        session.loss_history = (
+            [{"version": 1, "epochs": config.epochs, **history}] if history else []
+        )
+        session.library_versions = forecaster.library_versions()
         session.metrics = metrics
-        session.model_path, session.scaler_path = (str(p) for p in written)
-        session.status = TrainingSession.Status.SUCCEEDED
-        session.save()
-    except BaseException as error:
-        for path in written:
-            path.unlink(missing_ok=True)
-        _mark_failed(session, error)
-        raise
+        session.model_path = str(model_path)
+        session.scaler_path = str(scaler_path or "")
     return session
 
 
@@ -295,38 +328,7 @@ def _create_session(config: TrainingConfig, data: TrainingData) -> TrainingSessi
     )
 
 
-def _fit(model, scaler, windows: Windows, config, seed: int, on_epoch) -> dict:
-    inputs = scaler.transform(windows.inputs)
-    targets = scaler.transform_target(windows.targets, windows.inputs)
-    return lstm.fit_model(
-        model,
-        inputs,
-        targets,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        shuffle_buffer=config.shuffle_buffer,
-        seed=seed,
-        on_epoch=on_epoch,
-    )
-
-
-def _mark_failed(session: TrainingSession, error: BaseException) -> None:
-    """Record the failure; never let a second error hide the first."""
-    message = f"{type(error).__name__}: {error}".strip().rstrip(":")
-    with contextlib.suppress(Exception):  # the caller re-raises the original error
-        TrainingSession.objects.filter(pk=session.pk).update(
-            status=TrainingSession.Status.FAILED, error=message, updated_at=timezone.now()
-        )
-
-
 # Scoring --------------------------------------------------------------------------------------
-
-
-def predicted_prices(model, scaler, windows: Windows, target: str) -> np.ndarray:
-    """The model's forecasts for these windows as prices (N, output size)."""
-    scaled = scaler.transform(windows.inputs)
-    model_space = scaler.inverse_target(lstm.predict(model, scaled), windows.inputs)
-    return target_prices(model_space, windows.last_close, target)
 
 
 def actual_prices(windows: Windows, closes: np.ndarray, output_size: int) -> np.ndarray:
@@ -334,66 +336,75 @@ def actual_prices(windows: Windows, closes: np.ndarray, output_size: int) -> np.
     return closes[windows.first_target[:, None] + np.arange(output_size)]
 
 
-def _score_part(model, scaler, windows: Windows, data: TrainingData, config) -> dict:
-    """The LSTM, persistence and linear regression scored on one part's windows, in prices.
+def score_part(forecaster: Forecaster, windows: Windows, data: TrainingData, config) -> dict:
+    """The session's model, persistence and linear regression scored on one part, in prices.
 
-    The regression is fitted on the training windows (scaled the same way) and persistence
-    needs no fit, so the three see exactly the same inputs and are scored on the same bars.
+    The baselines go through the same interface, fitted on the same training part, so all
+    three see exactly the same inputs and are scored on the same bars.
     """
     actual = actual_prices(windows, data.series.closes, config.output_size)
-    train_inputs = scaler.transform(data.train.inputs)
-    train_targets = scaler.transform_target(data.train.targets, data.train.inputs)
+    scale = training_scale(data)
+    times = data.series.frame.index[windows.first_target]
+    part = training_part(data)
     baselines = {
-        "persistence": _persistence(scaler, config),
-        "linear_regression": WindowLinearRegression(),
+        "persistence": forecaster_class("persistence")(output_size=config.output_size),
+        "linear_regression": forecaster_class("linear")(
+            output_size=config.output_size, target=config.target, scaler=config.scaler
+        ),
     }
-    model_prices = predicted_prices(model, scaler, windows, config.target)
-    result = {"model": scores(actual, model_prices, windows.last_close)}
+    result = {
+        "model": scores(actual, forecaster.predict(windows, times), windows.last_close, scale=scale)
+    }
     for name, baseline in baselines.items():
-        baseline.fit(train_inputs, train_targets)
-        scaled = baseline.predict(scaler.transform(windows.inputs))
-        model_space = scaler.inverse_target(scaled, windows.inputs)
-        prices = target_prices(model_space, windows.last_close, config.target)
-        result[name] = scores(actual, prices, windows.last_close)
+        prices = baseline.fit(part).predict(windows, times)
+        result[name] = scores(actual, prices, windows.last_close, scale=scale)
     return result
 
 
-def _persistence(scaler, config) -> Persistence:
-    if config.target == "price":
-        return Persistence(config.output_size)
-    zero = scaler.transform_target(np.zeros((1, 1)), np.ones((1, 1, 1)))
-    return Persistence(config.output_size, constant=float(zero[0, 0]))
+def training_scale(data: TrainingData) -> float | None:
+    """MASE's scale: the naive one-step MAE on the training part's forecast bars.
+
+    The same bars the evaluation's training part holds (each training window's first target
+    against the close before it), so `train_model` and `evaluate` divide by the same number,
+    for the test part too.
+    """
+    closes = data.series.closes
+    return naive_scale(closes[data.train.first_target], data.train.last_close)
 
 
 # Artifacts ------------------------------------------------------------------------------------
 
 
-def _model_path(session_id: uuid.UUID, version: int | None = None) -> Path:
-    suffix = f".v{version}" if version else ""
-    return Path(settings.MODEL_WEIGHTS_DIR) / f"{session_id}{suffix}.keras"
+def model_file(session_id: uuid.UUID, suffix: str, version: int | None = None) -> Path:
+    tag = f".v{version}" if version else ""
+    return Path(settings.MODEL_WEIGHTS_DIR) / f"{session_id}{tag}{suffix}"
 
 
-def _scaler_path(session_id: uuid.UUID, version: int | None = None) -> Path:
-    suffix = f".v{version}" if version else ""
-    return Path(settings.SCALERS_DIR) / f"{session_id}{suffix}.json"
+def scaler_file(session_id: uuid.UUID, version: int | None = None) -> Path:
+    tag = f".v{version}" if version else ""
+    return Path(settings.SCALERS_DIR) / f"{session_id}{tag}.json"
 
 
-def _scaler_json(scaler, config, data: TrainingData) -> str:
-    return scaler_to_json(
-        scaler,
-        columns=list(data.series.frame.columns),
-        target=config.target,
-        fitted_on_rows=data.split_row,
+def load_forecaster(
+    session: TrainingSession,
+    *,
+    config: TrainingConfig | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> Forecaster:
+    """The session's fitted forecaster, or ArtifactError naming the file at fault.
+
+    An update passes its config, so the loaded forecaster trains on with the update's epochs
+    and seed (the rest of the session's settings are kept by session_config).
+    """
+    source = config if config is not None else session
+    options = {name: getattr(source, name) for name in _SESSION_FLAGS}
+    return forecaster_class(session.model_kind).load(
+        session.model_path,
+        session.scaler_path or None,
+        **options,
+        seed=source.seed,
+        on_epoch=on_epoch,
     )
-
-
-def load_artifacts(session: TrainingSession):
-    """(model, scaler) of a session, or FileNotFoundError naming the missing file."""
-    for path in (session.model_path, session.scaler_path):
-        if not path or not Path(path).is_file():
-            raise FileNotFoundError(f"session {session.id} has no file {path or '(none)'}")
-    scaler = scaler_from_json(Path(session.scaler_path).read_text(encoding="utf-8"))
-    return lstm.load_model(session.model_path), scaler
 
 
 # Updating a production session ----------------------------------------------------------------
@@ -445,6 +456,8 @@ def prepare_update(
         )
     if not session.model_path or not Path(session.model_path).is_file():
         raise TrainingInputError(f"session {session.id} has no saved model to update")
+    if not forecaster_class(session.model_kind).production:
+        raise TrainingInputError(f"{session.model_kind} sessions cannot be updated")
     overrides = {"end": end, "seed": seed if seed is not None else session.seed}
     if epochs is not None:
         overrides["epochs"] = epochs
@@ -483,18 +496,21 @@ def update(
     The scaler is kept as it was: the weights were learned on its scale. If the update fails
     the session is marked failed but its previous model stays in place, whole and loadable.
     """
-    TrainingSession.objects.filter(pk=session.pk).update(status=TrainingSession.Status.RUNNING)
-    try:
-        lstm.seed_everything(config.seed)
-        model, scaler = load_artifacts(session)
-        history = _fit(model, scaler, data.train, config, config.seed, on_epoch)
+    with session_run(session):
+        try:
+            forecaster = load_forecaster(session, config=config, on_epoch=on_epoch)
+        except ArtifactError as error:
+            raise TrainingInputError(str(error)) from error
+        if not forecaster.can_update():
+            raise TrainingInputError(f"{session.model_kind} sessions cannot be updated")
+        history = forecaster.update(data.train)
         new_version = session.version + 1
         archived = _archive(session)
-        lstm.save_model(model, Path(session.model_path))
+        forecaster.save_model_only(Path(session.model_path))
         index = data.series.frame.index
         session.metrics = {
             **session.metrics,
-            f"update_v{new_version}": _score_part(model, scaler, data.train, data, config),
+            f"update_v{new_version}": score_part(forecaster, data.train, data, config),
         }
         session.loss_history = [
             *session.loss_history,
@@ -507,13 +523,7 @@ def update(
         session.requested_end = config.end
         session.bars = len(index)
         session.train_samples += len(data.train)
-        session.library_versions = lstm.library_versions()
-        session.status = TrainingSession.Status.SUCCEEDED
-        session.error = ""
-        session.save()
-    except BaseException as error:
-        _mark_failed(session, error)
-        raise
+        session.library_versions = forecaster.library_versions()
     return session
 
 
@@ -524,11 +534,12 @@ def _archive(session: TrainingSession) -> dict:
         "data_end": session.data_end.isoformat(),
         "archived_at": timezone.now().isoformat(),
     }
+    suffix = forecaster_class(session.model_kind).model_suffix
     for key, source, target in (
-        ("model_path", session.model_path, _model_path(session.id, session.version)),
-        ("scaler_path", session.scaler_path, _scaler_path(session.id, session.version)),
+        ("model_path", session.model_path, model_file(session.id, suffix, session.version)),
+        ("scaler_path", session.scaler_path, scaler_file(session.id, session.version)),
     ):
-        temporary = lstm.temporary_path(target)
+        temporary = temporary_path(target)
         try:
             shutil.copyfile(source, temporary)
             temporary.replace(target)

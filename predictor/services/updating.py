@@ -1,10 +1,17 @@
 """Bring stored bar series up to date from CoinAPI (./manage.py update_stocks).
 
-Each series resumes one bar after its last stored bar and runs to the start of the current
-period: the bar still forming is never stored, because `insert_bars` never changes a stored
-bar and a half-built one would stay wrong forever. Every page is committed through
-`insert_bars` as soon as it arrives, so a crash or a give-up keeps what was fetched and the
-next run simply goes on from there.
+Each series resumes one bar after its last stored bar, or at that bar if it is provisional,
+and runs to the start of the current period on our clock. Our clock is not CoinAPI's: if
+theirs lags, the last period we ask for may still be forming there. So the newest bar
+stored is always provisional, and the next run asks for it again and replaces it; a bar is
+never taken as closed on our clock alone. Every page is committed through `insert_bars` as
+soon as it arrives, so a crash or a give-up keeps what was fetched and the next run simply
+goes on from there.
+
+A run stops as a whole, not series by series, when going on cannot help: CoinAPI rejects the
+key, or asks us to wait longer than COINAPI_MAX_RETRY_AFTER (an exhausted quota). Every other
+failure ends only its own series. A series counts every request it made, those of a page that
+failed included, and the CoinAPI credits its answers cost (see utils.coinapi).
 
 A series keeps to one exchange: bars continue from the exchange of the last stored bar, and
 fetching from another one is refused unless asked for, because a series that silently
@@ -19,20 +26,27 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 from django.conf import settings
+from django.db.models import Max
 
 from predictor.models import Stock
-from predictor.services.bars import SeriesKey, insert_bars
+from predictor.services.bars import (
+    SeriesKey,
+    SeriesKeyError,
+    check_same_exchange,
+    insert_bars,
+    series_queryset,
+)
 from utils.coinapi import (
     MAX_LIMIT,
     CoinApiAuthError,
     CoinApiClient,
     CoinApiError,
+    CoinApiRateLimited,
     OhlcvPage,
     default_symbol_id,
     exchange_id,
     exchange_name,
     period_id,
-    symbol_exchange_id,
 )
 from utils.timeframes import timeframe_seconds
 
@@ -87,14 +101,16 @@ class SeriesUpdate:
     plan: SeriesPlan
     fetched: int = 0
     inserted: int = 0
-    requests: int = 0
+    replaced: int = 0  # provisional bars whose values the fetched bars changed
+    requests: int = 0  # every HTTP request, those of a failed page and retries included
+    credits: int = 0  # CoinAPI credits the answers cost
     pages: int = 0
     dropped: int = 0
     gaps: list[Gap] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     last_time: datetime | None = None
     error: str | None = None
-    key_rejected: bool = False  # the same key would fail every other series too
+    stops_run: bool = False  # the next series would fail the same way (key, quota)
 
     @property
     def missing_at_end(self) -> int:
@@ -196,18 +212,32 @@ def plan_series(
         period = period_id(seconds)
     except ValueError as error:
         raise UpdateError(f"{symbol} {bar_length}: {error}") from error
-    latest = (
-        Stock.objects.filter(symbol=symbol, bar_length=bar_length)
-        .order_by("-time")
-        .values("time", "exchange")
-        .first()
-    )
+    try:
+        SeriesKey(symbol, bar_length).check()
+    except SeriesKeyError as error:
+        raise UpdateError(str(error)) from error
+    series = series_queryset(symbol, bar_length)
+    latest = series.order_by("-time").values("time", "exchange", "provisional").first()
     stored_exchange = (latest["exchange"] or DEFAULT_EXCHANGE) if latest else None
     symbol_id = resolve_symbol_id(symbol, stored_exchange or DEFAULT_EXCHANGE, symbol_ids)
     if stored_exchange and not allow_exchange_mix:
-        check_same_exchange(symbol, bar_length, stored_exchange, symbol_id)
+        try:
+            check_same_exchange(
+                symbol,
+                bar_length,
+                stored=stored_exchange,
+                incoming=exchange_name(symbol_id),
+                how_to_separate=f"map the symbol to a {exchange_id(stored_exchange)}_... id",
+            )
+        except SeriesKeyError as error:
+            raise UpdateError(str(error)) from error
     last = latest["time"] if latest else None
-    start = backfill_from if backfill_from is not None else last + timedelta(seconds=seconds)
+    if latest and latest["provisional"]:  # ask for it again: it may have been forming
+        last = series.filter(time__lt=latest["time"]).aggregate(last=Max("time"))["last"]
+        resume = latest["time"]
+    else:
+        resume = last + timedelta(seconds=seconds) if last else None
+    start = backfill_from if backfill_from is not None else resume
     return SeriesPlan(
         symbol=symbol,
         bar_length=bar_length,
@@ -230,17 +260,6 @@ def resolve_symbol_id(symbol: str, exchange: str, symbol_ids: dict[str, str]) ->
         raise UpdateError(str(error)) from error
 
 
-def check_same_exchange(symbol: str, bar_length: str, stored: str, symbol_id: str) -> None:
-    """Refuse to continue a series with bars from another exchange."""
-    if symbol_exchange_id(symbol_id) != exchange_id(stored):
-        raise UpdateError(
-            f"{symbol} {bar_length}: the stored bars come from {stored} but {symbol_id} "
-            f"trades on {symbol_exchange_id(symbol_id)}; mixing exchanges in one series is "
-            "refused (map the symbol to a "
-            f"{exchange_id(stored)}_... id, or pass --allow-exchange-mix)"
-        )
-
-
 def update_stocks(
     plans: list[SeriesPlan],
     client: CoinApiClient,
@@ -248,7 +267,9 @@ def update_stocks(
     limit: int | None = None,
     on_page: PageCallback | None = None,
 ) -> list[SeriesUpdate]:
-    """Update each planned series; a rejected key stops the run, other errors one series."""
+    """Update each planned series, in order. A rejected key or an exhausted quota stops the
+    run (the series after it are not attempted, and not in the list); other errors end only
+    their own series."""
     limit = settings.COINAPI_PAGE_LIMIT if limit is None else limit
     if not 1 <= limit <= MAX_LIMIT:
         raise UpdateError(f"--limit must be between 1 and {MAX_LIMIT}, not {limit}")
@@ -256,7 +277,7 @@ def update_stocks(
     for plan in plans:
         result = update_series(plan, client, limit=limit, on_page=on_page)
         results.append(result)
-        if result.key_rejected:
+        if result.stops_run:
             break
     return results
 
@@ -268,28 +289,40 @@ def update_series(
     limit: int,
     on_page: PageCallback | None = None,
 ) -> SeriesUpdate:
-    """Fetch the plan's range page by page, committing each page before asking for the next."""
+    """Fetch the plan's range page by page, committing each page before asking for the next.
+
+    Requests and credits are read off the client's counters around the whole series, so the
+    requests of a page that failed (and its retries) count too: a page only reports itself
+    when it succeeds.
+    """
     result = SeriesUpdate(plan=plan)
     key = SeriesKey(plan.symbol, plan.bar_length, plan.exchange, f"CoinAPI {plan.symbol_id}")
     pages = client.iter_ohlcv(plan.symbol_id, plan.period, plan.start, plan.end, limit)
+    newest_closed = plan.end - plan.step  # may still be forming on CoinAPI's clock
+    requests_before, credits_before = client.requests_sent, client.credits_used
     try:
         for page in pages:
             record_page(result, page)
-            result.inserted += insert_bars(key, page.bars)
+            stored = insert_bars(key, page.bars, provisional_time=newest_closed)
+            result.inserted += stored.inserted
+            result.replaced += stored.replaced
             if on_page:
                 on_page(result, page)
     except CoinApiAuthError as error:
         result.error = str(error)
-        result.key_rejected = True
+        result.stops_run = True
     except CoinApiError as error:
         result.error = f"{plan.symbol} {plan.bar_length} ({plan.symbol_id}): {error}"
+        result.stops_run = isinstance(error, CoinApiRateLimited)
+    finally:
+        result.requests = client.requests_sent - requests_before
+        result.credits = client.credits_used - credits_before
     return result
 
 
 def record_page(result: SeriesUpdate, page: OhlcvPage) -> None:
     """Count the page and find the holes it leaves, including the one before its first bar."""
     result.pages += 1
-    result.requests += page.requests
     result.fetched += len(page.bars)
     result.dropped += page.dropped
     result.invalid.extend(

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from predictor.models import Stock
 from predictor.services.importing import (
     DEFAULT_CHUNK_ROWS,
     FileImportResult,
@@ -41,6 +42,20 @@ class Command(BaseCommand):
             "-b", "--bar-length", help="the bars' length (1m, 1h, 1d...) if the file misleads"
         )
         parser.add_argument(
+            "--exchange",
+            help="the exchange the bars come from, if the file name does not say (Gemini...)",
+        )
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="refuse a file that gives one time twice with different values",
+        )
+        parser.add_argument(
+            "--allow-exchange-mix",
+            action="store_true",
+            help="add bars from another exchange to a stored series of the same symbol",
+        )
+        parser.add_argument(
             "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per transaction"
         )
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -52,19 +67,28 @@ class Command(BaseCommand):
             raise CommandError(f"no such file or folder: {', '.join(missing)}")
         if options["chunk_rows"] < 1:
             raise CommandError("--chunk-rows must be at least 1")
+        for flag in ("symbol", "exchange"):
+            limit = Stock._meta.get_field(flag).max_length
+            if options[flag] is not None and not 0 < len(options[flag]) <= limit:
+                raise CommandError(f"--{flag} must be 1 to {limit} characters")
         files = find_csv_files(paths)
         if not files:
             raise CommandError(f"no CSV files under {', '.join(map(str, paths))}")
 
-        total = sum(_data_rows(f) for f in files)
+        # Each row is read, then stored: the bar counts both steps, so it moves at the pace
+        # of the whole import rather than stopping at 100 % while the bars are written.
+        total = 2 * sum(_data_rows(f) for f in files)
         hide = options["no_progress"] or options["verbosity"] == 0
-        with tqdm(total=total, unit=" rows", disable=hide, file=sys.stderr) as bar:
+        with tqdm(total=total, unit=" steps", disable=hide, file=sys.stderr) as bar:
             results = import_csv_files(
                 files,
                 symbol=options["symbol"],
                 bar_length=options["bar_length"],
+                exchange=options["exchange"],
+                strict=options["strict"],
+                allow_exchange_mix=options["allow_exchange_mix"],
                 chunk_rows=options["chunk_rows"],
-                on_rows=lambda _path, rows: bar.update(rows),
+                on_progress=lambda _path, _phase, rows: bar.update(rows),
             )
         for result in results:
             self._report(result)
@@ -80,21 +104,27 @@ class Command(BaseCommand):
             self.stderr.write(self.style.ERROR(f"FAILED {result.error}"))
             if not result.rows_read:
                 return
+        duplicates = result.duplicates
         self.stdout.write(
             f"{result.path}: {result.symbol} {result.bar_length} - rows read {result.rows_read}, "
             f"bars inserted {result.inserted}, already present {result.already_present}, "
             f"rejected {result.rejected}"
+            + (f", provisional bars replaced {result.replaced}" if result.replaced else "")
+            + (f", duplicates: {duplicates.summary()}" if duplicates.times else "")
         )
-        for warning in result.warnings:
-            self.stderr.write(self.style.WARNING(f"{result.path}: {warning}"))
-        for rejection in result.rejections[:REJECTIONS_SHOWN]:
+        for note in result.notes:
+            self.stderr.write(self.style.WARNING(f"{result.path}: {note}"))
+        self._lines(result, "rejected", result.rejections, result.rejected)
+        self._lines(result, "duplicate", duplicates.notes, duplicates.rows_dropped)
+
+    def _lines(self, result: FileImportResult, what: str, lines: list, total: int) -> None:
+        for item in sorted(lines, key=lambda r: r.line)[:REJECTIONS_SHOWN]:
             self.stderr.write(
-                self.style.WARNING(f"{result.path}:{rejection.line}: rejected: {rejection.reason}")
+                self.style.WARNING(f"{result.path}:{item.line}: {what}: {item.reason}")
             )
-        if result.rejected > REJECTIONS_SHOWN:
+        if total > REJECTIONS_SHOWN:
             self.stderr.write(
                 self.style.WARNING(
-                    f"{result.path}: ... and {result.rejected - REJECTIONS_SHOWN} more "
-                    "rejected rows"
+                    f"{result.path}: ... and {total - REJECTIONS_SHOWN} more {what} rows"
                 )
             )

@@ -1,4 +1,4 @@
-"""./manage.py train_model: fit an LSTM on stored bars and record a TrainingSession.
+"""./manage.py train_model: fit a forecaster (any -M kind) on stored bars and record a session.
 
 Thin: parse and check the flags, call the training service, print the scores.
 """
@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from predictor.services.other_models import MODEL_KINDS, train_other, validate_model_kind
 from predictor.services.training import (
     TrainingConfig,
     TrainingInputError,
@@ -18,7 +17,9 @@ from predictor.services.training import (
     prepare_update,
     train,
     update,
+    validate_model_kind,
 )
+from utils.forecasters import MODEL_KINDS, REGISTRY
 
 DEFAULTS = {f.name: f.default for f in fields(TrainingConfig) if f.name != "symbol"}
 # With -X the session's own settings are kept; only these may change.
@@ -65,9 +66,9 @@ def parse_bool(text: str) -> bool:
 
 class Command(BaseCommand):
     help = (
-        "Train an LSTM on stored bars: an evaluation session (-V true: train/test split, "
-        "scores against baselines) or a production session (-V false: all bars; -X updates "
-        "one on the bars that arrived since)."
+        "Train a forecaster (-M; an LSTM by default) on stored bars: an evaluation session "
+        "(-V true: train/test split, scores against baselines) or a production session "
+        "(-V false: all bars; -X updates one on the bars that arrived since)."
     )
 
     def add_arguments(self, parser):
@@ -98,8 +99,9 @@ class Command(BaseCommand):
             "-M",
             "--model",
             dest="model_kind",
-            help=f"what forecasts: {', '.join(MODEL_KINDS)} (lstm); the others make "
-            "evaluation sessions that store their forecasts and are evaluated at once",
+            help="what forecasts (lstm): "
+            + "; ".join(f"{kind}: {REGISTRY[kind].description}" for kind in MODEL_KINDS)
+            + ". Only kinds that can be updated make production sessions.",
         )
 
     def handle(self, *args, **options):
@@ -143,8 +145,6 @@ class Command(BaseCommand):
             f"{data.series.frame.index[-1]:%Y-%m-%d %H:%M}, {len(data.train)} training and "
             f"{len(data.test) if config.evaluation else 0} test samples"
         )
-        if config.model_kind != "lstm":
-            return train_other(config, data)
         return train(config, data, on_epoch=self._progress)
 
     def _update(self, session_id: str, given: dict):
@@ -172,23 +172,22 @@ class Command(BaseCommand):
         self.stdout.write(
             f"session {session.id} ({session.kind}, version {session.version}) {session.status}"
         )
-        if session.model_path:
-            self.stdout.write(f"model: {session.model_path}\nscaler: {session.scaler_path}")
-        else:
-            self.stdout.write(
-                f"{session.model_kind}: forecasts stored and evaluated "
-                f"(./manage.py evaluate -T {session.id}, ./manage.py leaderboard)"
-            )
+        self.stdout.write(f"model ({session.model_kind}): {session.model_path}")
+        if session.scaler_path:
+            self.stdout.write(f"scaler: {session.scaler_path}")
         for part, table in session.metrics.items():
             count = next(iter(table.values()))["n"]
-            self.stdout.write(f"{part}, in price units ({count} forecasts):")
+            fitted = ", in-sample (fitted)" if part == "train" or part.startswith("update") else ""
+            self.stdout.write(f"{part}{fitted}, in price units ({count} forecasts):")
             self.stdout.write(
-                f"  {'':18} {'MAE':>12} {'RMSE':>12} {'MAPE %':>8} {'direction':>9} {'MASE':>7}"
+                f"  {'':18} {'MAE':>12} {'RMSE':>12} {'MAPE %':>8} {'direction':>9} "
+                f"{'rel MAE':>7} {'MASE':>7}"
             )
             for name, s in table.items():
                 self.stdout.write(
                     f"  {name:18} {s['mae']:12.4f} {s['rmse']:12.4f} {s['mape']:8.3f} "
-                    f"{_number(s['directional_accuracy'], 3):>9} {_number(s['mase'], 4):>7}"
+                    f"{_number(s['directional_accuracy'], 3):>9} "
+                    f"{_number(s.get('rel_mae'), 4):>7} {_number(s.get('mase'), 4):>7}"
                 )
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from predictor.management.series_flags import add_series_flags
 from predictor.services.updating import (
     SeriesPlan,
     SeriesUpdate,
@@ -39,20 +40,12 @@ class Command(BaseCommand):
     help = (
         "Fetch from CoinAPI every bar missing since the last stored bar of each series (or of "
         "the series named). Needs COINAPI_KEY. Safe to run again or after a crash: it resumes "
-        "from what is stored and never changes a stored bar."
+        "from what is stored. The newest stored bar is provisional (it may have been forming): "
+        "it is asked for again and replaced by the complete bar; no other stored bar changes."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "-s", "--symbol", action="append", default=[], help="only this symbol (repeatable)"
-        )
-        parser.add_argument(
-            "-b",
-            "--bar-length",
-            action="append",
-            default=[],
-            help="only this bar length, e.g. 1h (repeatable)",
-        )
+        add_series_flags(parser)
         parser.add_argument(
             "--backfill",
             type=utc_moment,
@@ -95,6 +88,9 @@ class Command(BaseCommand):
         for result in results:
             self._report(result)
         failed = [r.error for r in results if r.error]
+        skipped = [f"{plan.symbol} {plan.bar_length}" for plan in plans[len(results) :]]
+        if skipped:
+            failed.append(f"not attempted: {', '.join(skipped)}")
         if failed:
             raise CommandError("; ".join(failed) + " (every bar fetched before is kept)")
 
@@ -104,7 +100,8 @@ class Command(BaseCommand):
             f"{plan.symbol} {plan.bar_length} from {plan.symbol_id} "
             f"[{plan.start:%Y-%m-%d %H:%M} .. {plan.end:%Y-%m-%d %H:%M} UTC): "
             f"bars fetched {result.fetched}, inserted {result.inserted}, "
-            f"requests {result.requests}, gaps {len(result.gaps)}"
+            + (f"replaced {result.replaced}, " if result.replaced else "")
+            + f"requests {result.requests}, credits {result.credits}, gaps {len(result.gaps)}"
             + (f", invalid items {len(result.invalid)}" if result.invalid else "")
         )
         for gap in result.gaps:

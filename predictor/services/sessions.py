@@ -1,0 +1,53 @@
+"""One place owns a training session's life: running -> succeeded, or failed with cleanup.
+
+Train and update (-X), for every model kind, run their work inside `session_run`: any
+exception, Ctrl-C included, marks the session failed with a one-line error, removes the
+files this run wrote (listed by the caller as it writes them), and is re-raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.utils import timezone
+
+from predictor.models import TrainingSession
+
+
+@contextlib.contextmanager
+def session_run(session: TrainingSession) -> Iterator[list[Path]]:
+    """Mark the session running; yield a list the caller appends each written file to.
+
+    On success the caller sets the results and saves; this marks it succeeded and saves.
+    On failure the written files are removed and the session is marked failed.
+    """
+    if session.status != TrainingSession.Status.RUNNING:
+        TrainingSession.objects.filter(pk=session.pk).update(
+            status=TrainingSession.Status.RUNNING, updated_at=timezone.now()
+        )
+    written: list[Path] = []
+    try:
+        yield written
+        session.status = TrainingSession.Status.SUCCEEDED
+        session.error = ""
+        session.save()
+    except BaseException as error:
+        for path in written:
+            with contextlib.suppress(OSError):
+                Path(path).unlink(missing_ok=True)
+        session_mark_failed(session=session, error=error)
+        raise
+
+
+def session_mark_failed(*, session: TrainingSession, error: BaseException) -> None:
+    """Record the failure; never let a second error hide the first."""
+    message = f"{type(error).__name__}: {error}".strip().rstrip(":")
+    message = message.splitlines()[0] if message else type(error).__name__
+    with contextlib.suppress(Exception):  # the caller re-raises the original error
+        TrainingSession.objects.filter(pk=session.pk).update(
+            status=TrainingSession.Status.FAILED, error=message, updated_at=timezone.now()
+        )
+    session.status = TrainingSession.Status.FAILED
+    session.error = message
