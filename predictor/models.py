@@ -139,6 +139,14 @@ class TrainingSession(models.Model):
     version = models.PositiveIntegerField(default=1)
     archived_artifacts = models.JSONField(default=list, blank=True)
 
+    # A walk-forward backtest's sessions: one per fold and seed, out-of-sample forecasts only.
+    backtest = models.ForeignKey(
+        "Backtest", null=True, blank=True, on_delete=models.CASCADE, related_name="sessions"
+    )
+    fold = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The backtest fold (1 = oldest) this session forecasts."
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -184,6 +192,15 @@ class StockPrediction(models.Model):
     predicted_close = models.FloatField()
     actual_close = models.FloatField(null=True, blank=True)
     model_version = models.PositiveIntegerField(default=1)
+    made_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the forecast was made (empty: before this was kept)."
+    )
+    live = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Made before its bar was in the bar store: part of the session's live "
+        "track record. The rest are fits or after-the-fact forecasts.",
+    )
 
     class Meta:
         constraints = [
@@ -235,3 +252,62 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"evaluation of {self.session_id} (fee {self.fee_bps} bps, alpha {self.alpha})"
+
+
+class Backtest(models.Model):
+    """A walk-forward backtest: one model kind refitted fold by fold, for several seeds.
+
+    The test stretch is split into `folds` consecutive folds; each fold's models are fitted
+    only on bars before the fold (refitted every `retrain_every` bars within it). Each fold
+    and seed is an evaluation session (`sessions`) whose StockPrediction rows are its
+    out-of-sample one-step forecasts. `results` holds the pooled evaluation of each seed and
+    the spread across seeds and folds (see predictor.services.backtesting).
+    """
+
+    class TrainWindow(models.TextChoices):
+        EXPANDING = "expanding"
+        SLIDING = "sliding"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model_kind = models.CharField(max_length=16, choices=TrainingSession.ModelKind.choices)
+    symbol = models.CharField(max_length=32)
+    interval = models.CharField(max_length=16)
+    status = models.CharField(
+        max_length=16,
+        choices=TrainingSession.Status.choices,
+        default=TrainingSession.Status.RUNNING,
+    )
+    error = models.TextField(blank=True, default="")
+    folds = models.PositiveSmallIntegerField()
+    retrain_every = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Bars between refits within a fold; empty: once a fold."
+    )
+    train_window = models.CharField(max_length=16, choices=TrainWindow.choices)
+    seeds = models.JSONField(default=list, help_text="The seed of each refit series.")
+    settings = models.JSONField(default=dict, help_text="The train_model flags used.")
+    fee_bps = models.FloatField(default=0.0)
+    spread_bps = models.FloatField(default=0.0)
+    alpha = models.FloatField(default=0.05)
+    test_start = models.DateTimeField(null=True, blank=True)
+    test_end = models.DateTimeField(null=True, blank=True)
+    results = models.JSONField(default=dict, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="Wall time of the whole run.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["running", "succeeded", "failed"]),
+                name="backtest_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(train_window__in=["expanding", "sliding"]),
+                name="backtest_train_window_valid",
+            ),
+            models.CheckConstraint(condition=models.Q(folds__gte=1), name="backtest_folds"),
+        ]
+        indexes = [models.Index(fields=["symbol", "-created_at"], name="backtest_symbol_created")]
+
+    def __str__(self) -> str:
+        return f"backtest {self.model_kind} {self.symbol} {self.interval} {self.id} ({self.status})"
