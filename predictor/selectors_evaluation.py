@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.db.models import F
 
-from predictor.models import Evaluation, TrainingSession
+from predictor.models import Backtest, Evaluation, TrainingSession
 from utils.strategy import holm_adjusted
 
 # The sentence shown under every leaderboard (page and command).
@@ -77,6 +77,8 @@ def leaderboard(
       rejected_holm (the same with the Holm-adjusted p-value: the leaderboard's verdict),
       verdict (the stored sentence, unadjusted).
 
+    A walk-forward backtest's fold sessions are not listed: each is judged on its own fold,
+    not on the bars the other rows share (backtest_rows lists the backtests).
     Any number may be None where it is undefined (e.g. a t-score on constant hits, or
     Diebold-Mariano for the persistence session itself, whose errors equal persistence's).
     Filters: symbol and interval as stored on the session; limit caps the rows returned.
@@ -85,7 +87,7 @@ def leaderboard(
     # the equity curves and the sessions' histories would be decoded for every row otherwise.
     evaluations = (
         Evaluation.objects.select_related("session")
-        .filter(session__kind=TrainingSession.Kind.EVALUATION)
+        .filter(session__kind=TrainingSession.Kind.EVALUATION, session__backtest__isnull=True)
         .only(*_SESSION_FIELDS, "fee_bps", "alpha", "test_rel_mae")
         .annotate(**{f"test_{part}": F(f"results__test__{part}") for part in _TEST_PARTS})
     )
@@ -181,3 +183,56 @@ def _row(rank: int, evaluation: Evaluation) -> dict:
         "rejected_holm": False,
         "verdict": test["verdict"] or None,
     }
+
+
+BACKTEST_NOTE = (
+    "Walk-forward backtests: every figure out-of-sample; each fold's models were fitted on "
+    "bars before the fold only. Shown as mean [min, max] across the seeds' pooled results "
+    "(all folds as one stretch) and across every fold and seed."
+)
+
+
+def backtest_rows(
+    symbol: str | None = None, interval: str | None = None, limit: int | None = None
+) -> list[dict]:
+    """Finished backtests, newest first: what they ran and the spread of their figures.
+
+    Each row: backtest_id, model_kind, symbol, interval, created_at, folds, seeds (count),
+    train_window, retrain_every, fee_bps, spread_bps, test_start, test_end, seconds, and for
+    each of rel_mae, strategy_return and sharpe a dict {"mean", "min", "max", "n"} across the
+    seeds' pooled results, and the same across folds x seeds under "<name>_folds".
+    """
+    backtests = Backtest.objects.filter(status=TrainingSession.Status.SUCCEEDED).order_by(
+        "-created_at"
+    )
+    if symbol:
+        backtests = backtests.filter(symbol=symbol)
+    if interval:
+        backtests = backtests.filter(interval=interval)
+    if limit is not None:
+        backtests = backtests[:limit]
+    backtests = backtests.annotate(spread=F("results__spread")).defer("results")
+    rows = []
+    for backtest in backtests:
+        spread = backtest.spread or {}
+        row = {
+            "backtest_id": str(backtest.id),
+            "model_kind": backtest.model_kind,
+            "symbol": backtest.symbol,
+            "interval": backtest.interval,
+            "created_at": backtest.created_at,
+            "folds": backtest.folds,
+            "seeds": len(backtest.seeds),
+            "train_window": backtest.train_window,
+            "retrain_every": backtest.retrain_every,
+            "fee_bps": backtest.fee_bps,
+            "spread_bps": backtest.spread_bps,
+            "test_start": backtest.test_start,
+            "test_end": backtest.test_end,
+            "seconds": backtest.seconds,
+        }
+        for name in ("rel_mae", "strategy_return", "sharpe"):
+            row[name] = spread.get("across_seeds", {}).get(name, {})
+            row[f"{name}_folds"] = spread.get("across_folds", {}).get(name, {})
+        rows.append(row)
+    return rows

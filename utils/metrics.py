@@ -90,6 +90,17 @@ def naive_scale(actual: np.ndarray, last_close: np.ndarray) -> float | None:
     return scale if scale > 0 else None
 
 
+def consecutive_naive_scale(closes: np.ndarray, positions: np.ndarray) -> float | None:
+    """naive_scale over every pair of consecutive bars (bar positions one apart) of a stretch.
+
+    For a stretch with no one-step forecasts of its own (a walk-forward fold's training bars),
+    from the closes themselves; gaps are skipped, not bridged.
+    """
+    closes = np.asarray(closes, dtype="float64")
+    follows = np.diff(np.asarray(positions)) == 1
+    return naive_scale(closes[1:][follows], closes[:-1][follows])
+
+
 def mase(actual: np.ndarray, predicted: np.ndarray, *, scale: float | None) -> float | None:
     """Hyndman-Koehler MASE: this MAE over the training part's naive_scale (None: no scale)."""
     return mae(actual, predicted) / scale if scale else None

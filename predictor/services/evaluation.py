@@ -21,7 +21,8 @@ from predictor.selectors import NoBarsError, get_bars
 from predictor.services.training import TrainingInputError, get_session
 from utils import strategy
 from utils.bootstrap import block_bootstrap
-from utils.metrics import naive_scale, scores
+from utils.features import bar_positions
+from utils.metrics import consecutive_naive_scale, naive_scale, scores
 from utils.timeframes import interval_seconds
 
 DEFAULT_FEE_BPS = 0.0
@@ -73,12 +74,11 @@ def evaluate(
         spread_bps = previous.spread_bps if previous else DEFAULT_SPREAD_BPS
     if alpha is None:
         alpha = previous.alpha if previous else DEFAULT_ALPHA
-    _check_settings(fee_bps, spread_bps, alpha)
+    check_settings(fee_bps, spread_bps, alpha)
     frame = forecast_frame(session)
     bar_seconds = interval_seconds(session.interval)
     parts = split_parts(session, frame)
-    train = parts["train"]
-    scale = naive_scale(train.actual, train.last_close)
+    scale = mase_scale(session, parts["train"])
     results = {
         name: evaluate_part(
             part,
@@ -107,7 +107,7 @@ def evaluate(
     return evaluation
 
 
-def _check_settings(fee_bps: float, spread_bps: float, alpha: float) -> None:
+def check_settings(fee_bps: float, spread_bps: float, alpha: float) -> None:
     if not fee_bps >= 0:
         raise EvaluationError(f"the fee must be 0 or more basis points, not {fee_bps}")
     if not spread_bps >= 0:
@@ -163,15 +163,43 @@ def split_parts(session: TrainingSession, frame: pd.DataFrame) -> dict[str, Part
     """Training part: bars up to the session's train_end; test part: the bars after it."""
     train_end = pd.Timestamp(session.train_end)
     parts = {"train": frame[frame.index <= train_end], "test": frame[frame.index > train_end]}
-    return {
-        name: PartData(
-            times=part.index,
-            predicted=part["predicted"].to_numpy(),
-            actual=part["actual"].to_numpy(),
-            last_close=part["last_close"].to_numpy(),
+    return {name: part_data(part) for name, part in parts.items()}
+
+
+def part_data(frame: pd.DataFrame) -> PartData:
+    """A forecast_frame (or a slice or concatenation of them) as aligned arrays."""
+    return PartData(
+        times=frame.index,
+        predicted=frame["predicted"].to_numpy(),
+        actual=frame["actual"].to_numpy(),
+        last_close=frame["last_close"].to_numpy(),
+    )
+
+
+def mase_scale(session: TrainingSession, train: PartData) -> float | None:
+    """MASE's denominator: the in-sample one-step naive MAE of the session's training part.
+
+    From the training part's forecast bars when it has them (as train_model scores). A
+    walk-forward fold's session stores out-of-sample forecasts only: its scale comes from the
+    consecutive bars of its training stretch (train_start to train_end), as the backtest
+    itself computes it.
+    """
+    if len(train.times):
+        return naive_scale(train.actual, train.last_close)
+    if session.train_start is None or session.train_end is None:
+        return None
+    step = pd.Timedelta(seconds=interval_seconds(session.interval))
+    try:
+        bars = get_bars(
+            session.symbol,
+            session.interval,
+            session.train_start,
+            (pd.Timestamp(session.train_end) + step).to_pydatetime(),
         )
-        for name, part in parts.items()
-    }
+    except NoBarsError:
+        return None
+    positions = bar_positions(bars.index, step.total_seconds())
+    return consecutive_naive_scale(bars["close"].to_numpy(), positions)
 
 
 def evaluate_part(

@@ -268,7 +268,7 @@ def train(
     validate_model_kind(config)
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     config = replace(config, seed=seed)
-    session = _create_session(config, data)
+    session = create_session(config, data)
     with session_run(session) as written:
         forecaster = make_forecaster(config, on_epoch).fit(training_part(data))
         metrics = {"train": score_part(forecaster, data.train, data, config)}
@@ -289,11 +289,15 @@ def train(
     return session
 
 
-def _create_session(config: TrainingConfig, data: TrainingData) -> TrainingSession:
+def create_session(
+    config: TrainingConfig, data: TrainingData, **overrides: object
+) -> TrainingSession:
+    """The session's row, status running: flags and data ranges (a backtest fold overrides
+    the ranges and sample counts with its own)."""
     index = data.series.frame.index
     split = data.split_row
     evaluation = config.evaluation
-    return TrainingSession.objects.create(
+    fields = dict(
         kind=TrainingSession.Kind.EVALUATION if evaluation else TrainingSession.Kind.PRODUCTION,
         model_kind=config.model_kind,
         symbol=config.symbol,
@@ -326,6 +330,7 @@ def _create_session(config: TrainingConfig, data: TrainingData) -> TrainingSessi
         train_samples=len(data.train),
         test_samples=len(data.test) if evaluation else 0,
     )
+    return TrainingSession.objects.create(**(fields | overrides))
 
 
 # Scoring --------------------------------------------------------------------------------------

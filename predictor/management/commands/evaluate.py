@@ -18,18 +18,18 @@ def describe(evaluation) -> list[str]:
         lines += [
             f"{name} ({_sample(name, part)}, {part['bars']} bars {part['first'][:16]} to "
             f"{part['last'][:16]}):",
-            f"  MAE {scores['mae']:.4f}  rel MAE {_num(scores.get('rel_mae'), '.4f')}  "
-            f"MASE {_num(scores.get('mase'), '.4f')}  "
-            f"direction {_num(scores['directional_accuracy'], '.3f')}",
-            f"  long/short {mine['total_return']:+.2%} (Sharpe {_num(mine['sharpe'], '.2f')}, "
+            f"  MAE {scores['mae']:.4f}  rel MAE {fmt(scores.get('rel_mae'), '.4f')}  "
+            f"MASE {fmt(scores.get('mase'), '.4f')}  "
+            f"direction {fmt(scores['directional_accuracy'], '.3f')}",
+            f"  long/short {mine['total_return']:+.2%} (Sharpe {fmt(mine['sharpe'], '.2f')}, "
             f"max drawdown {mine['max_drawdown']:.2%}, {mine['position_changes']} changes, "
-            f"{_num(mine.get('units_traded'), 'g')} units traded)  "
-            f"buy-and-hold {hold['total_return']:+.2%} (Sharpe {_num(hold['sharpe'], '.2f')}, "
+            f"{fmt(mine.get('units_traded'), 'g')} units traded)  "
+            f"buy-and-hold {hold['total_return']:+.2%} (Sharpe {fmt(hold['sharpe'], '.2f')}, "
             f"max drawdown {hold['max_drawdown']:.2%})",
             _interval_line(part.get("bootstrap")),
-            f"  t {_num(direction['t_score'], '.3f')} p {_num(direction['t_p_value'], '.4g')}  "
-            f"binomial p {_num(direction['binomial_p_value'], '.4g')}  "
-            f"Diebold-Mariano {_num(dm['statistic'], '.3f')} p {_num(dm['p_value'], '.4g')}"
+            f"  t {fmt(direction['t_score'], '.3f')} p {fmt(direction['t_p_value'], '.4g')}  "
+            f"binomial p {fmt(direction['binomial_p_value'], '.4g')}  "
+            f"Diebold-Mariano {fmt(dm['statistic'], '.3f')} p {fmt(dm['p_value'], '.4g')}"
             + (f" ({dm['reason']})" if dm.get("reason") else ""),
             f"  {part['verdict']}",
         ]
@@ -53,13 +53,13 @@ def _interval_line(interval: dict | None) -> str:
         f"  {interval['level']:.0%} interval ({interval['method']} bootstrap, blocks of "
         f"{interval['block_length']} bars, {interval['resamples']:,} resamples, seed "
         f"{interval['seed']}): long/short return "
-        f"[{_num(interval['total_return_low'], '+.2%')}, "
-        f"{_num(interval['total_return_high'], '+.2%')}], Sharpe "
-        f"[{_num(interval['sharpe_low'], '.2f')}, {_num(interval['sharpe_high'], '.2f')}]"
+        f"[{fmt(interval['total_return_low'], '+.2%')}, "
+        f"{fmt(interval['total_return_high'], '+.2%')}], Sharpe "
+        f"[{fmt(interval['sharpe_low'], '.2f')}, {fmt(interval['sharpe_high'], '.2f')}]"
     )
 
 
-def _num(value, spec: str) -> str:
+def fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 

@@ -1,20 +1,74 @@
 """./manage.py forecast -T <session id>: store a session's predictions beside the actual closes.
 
-Evaluation sessions are then evaluated (backtest and tests, as `./manage.py evaluate`).
+Evaluation sessions are then evaluated (backtest and tests, as `./manage.py evaluate`);
+production sessions print their live record: the forecasts made before their bar existed,
+scored once the bars arrived (predictor.selectors_live).
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
 from predictor.management.commands.evaluate import describe
 from predictor.models import TrainingSession
+from predictor.selectors_live import live_record
 from predictor.services.evaluation import EvaluationError, evaluate
 from predictor.services.forecasting import ForecastError, forecast
+
+
+def describe_live(record: dict, session_id: str) -> list[str]:
+    """The live-record section: counts, and the scores once any forecast is scored."""
+    lines = [
+        f"live record: {record['made']} forecasts made before their bar, "
+        f"{record['scored']} scored, {record['pending']} pending (one bar ahead"
+        + (
+            f"; model version {', '.join(map(str, record['model_versions']))}"
+            if record["model_versions"]
+            else ""
+        )
+        + ")"
+    ]
+    result = record["result"]
+    if result is None:
+        if record["next_pending"] is not None:
+            lines.append(
+                f"  none scored yet: the first, for the bar opening "
+                f"{record['next_pending']:%Y-%m-%d %H:%M} UTC, is scored once that bar has "
+                f"closed and is stored: run ./manage.py update_stocks, then "
+                f"./manage.py forecast -T {session_id}"
+            )
+        return lines
+    scores, direction = result["scores"], result["direction_test"]
+    mine, hold = result["strategy"], result["buy_and_hold"]
+    lines += [
+        f"  rel MAE {_num(scores.get('rel_mae'), '.4f')} (below 1 beats persistence)  "
+        f"MASE {_num(scores.get('mase'), '.4f')}  MAE {scores['mae']:.4f}",
+        f"  direction right on {direction['hits']} of {direction['bars']} bars that moved "
+        f"({_num(direction['mean'], '.1%')}), t-test p {_num(direction['t_p_value'], '.4g')}: "
+        + _direction_verdict(direction),
+        f"  long/short {mine['total_return']:+.2%} after costs (fee {record['fee_bps']:g} bps + "
+        f"half the {record['spread_bps']:g} bps spread per unit traded), "
+        f"buy-and-hold {hold['total_return']:+.2%}",
+    ]
+    return lines
+
+
+def _direction_verdict(direction: dict) -> str:
+    """The direction test's conclusion, in the evaluation's terms (one-sided t-test)."""
+    if direction["t_p_value"] is None:
+        return "too few bars to test"
+    if direction["rejected"]:
+        return f"better than a coin at alpha {direction['alpha']:g}"
+    return f"no evidence of beating a coin at alpha {direction['alpha']:g}"
+
+
+def _num(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 class Command(BaseCommand):
     help = (
         "Store one-step-ahead predictions of a training session for every bar of its range "
-        "(only bars not predicted yet), and for production sessions the next O bars."
+        "(only bars not predicted yet), and for production sessions the next O bars; print "
+        "a production session's live record."
     )
 
     def add_arguments(self, parser):
@@ -36,3 +90,7 @@ class Command(BaseCommand):
                 self.stdout.write("\n".join(describe(evaluate(str(session.id)))))
             except EvaluationError as error:
                 self.stderr.write(f"not evaluated: {error}")
+            return
+        record = live_record(session)
+        if record is not None:
+            self.stdout.write("\n".join(describe_live(record, str(session.id))))
