@@ -6,7 +6,7 @@ Tables hold millions of rows, so list pages never count them all and foreign key
 
 from django.contrib import admin
 
-from predictor.models import Stock, StockPrediction, TrainingSession
+from predictor.models import Backtest, Stock, StockPrediction, TrainingSession
 
 
 @admin.register(Stock)
@@ -33,11 +33,13 @@ class TrainingSessionAdmin(admin.ModelAdmin):
     )
     list_filter = ("kind", "model_kind", "status", "symbol", "interval")
     search_fields = ("=id", "symbol")
+    raw_id_fields = ("backtest",)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     readonly_fields = ("id", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("id", "kind", "model_kind", "status", "error", "version")}),
+        ("Walk-forward backtest", {"fields": (("backtest", "fold"),)}),
         ("What is predicted", {"fields": ("symbol", "interval", "other_symbols", "features")}),
         (
             "Flags",
@@ -86,9 +88,32 @@ class StockPredictionAdmin(admin.ModelAdmin):
         "predicted_close",
         "actual_close",
         "model_version",
+        "made_at",
+        "live",
     )
-    list_filter = ("steps_ahead",)
+    list_filter = ("steps_ahead", "live")
     list_select_related = ("session",)
     raw_id_fields = ("session",)
     date_hierarchy = "time"
     show_full_result_count = False
+
+
+@admin.register(Backtest)
+class BacktestAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "model_kind",
+        "status",
+        "symbol",
+        "interval",
+        "folds",
+        "train_window",
+        "retrain_every",
+        "seconds",
+        "created_at",
+    )
+    list_filter = ("model_kind", "status", "symbol", "interval")
+    search_fields = ("=id", "symbol")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    readonly_fields = ("id", "created_at", "updated_at")
