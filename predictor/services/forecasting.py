@@ -4,6 +4,11 @@ One-step-ahead predictions for every bar of the session's range that has a full 
 bars before it; production sessions also get the next O bars beyond the last known bar.
 Running it again only predicts bars that arrived since, and fills in the actual close of
 earlier forecasts whose bar has now happened.
+
+Every row records when it was made (`made_at`) and by which model version. A row whose bar
+was not in the bar store when it was made is `live`: a real forecast, the session's live
+track record (predictor.selectors_live). Every other one-step row predicts a bar that was
+already stored: a fit to a bar the model was trained on, or an after-the-fact forecast.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import numpy as np
 import pandas as pd
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from predictor.models import StockPrediction, TrainingSession
+from predictor.selectors import NoBarsError, latest_bar_time, source_bar_length
 from predictor.services.training import (
     TrainingInputError,
     get_session,
@@ -94,11 +101,42 @@ def forecast(session_id: str) -> ForecastResult:
     if session.kind == TrainingSession.Kind.PRODUCTION:
         future = _future(session, forecaster, windows.select(~in_range), index, series.step)
     with transaction.atomic():
+        _stamp(predictions + future, newest=_newest_stored_bar(session))
         StockPrediction.objects.bulk_create(
             predictions + future, batch_size=BATCH_SIZE, ignore_conflicts=True
         )
         filled = _fill_actuals(session, series)
     return ForecastResult(session, len(predictions), len(future), filled)
+
+
+def _newest_stored_bar(session: TrainingSession):
+    """Opening time of the newest stored bar the session's series is built from, or None.
+
+    Read just before the rows are stored, not when the series was loaded, so a bar that
+    arrived while the model was predicting makes its forecast not live: live means made
+    before the bar was in the store, never merely made without seeing it. Rows are
+    interval-aligned bucket starts, so `time > newest` holds exactly when no stored bar of
+    the session's symbol falls in the row's bucket.
+    """
+    try:
+        bar_length = source_bar_length(session.symbol, session.interval, session.data_start)
+    except NoBarsError:
+        return None
+    return latest_bar_time(session.symbol, bar_length)
+
+
+def _stamp(rows: list[StockPrediction], *, newest) -> None:
+    """One `made_at` for the whole run; `live` on the rows whose bar is not stored yet.
+
+    Rows that already exist keep their own stamps: bulk_create with ignore_conflicts keeps
+    the first row of each (session, time, steps_ahead), so a live forecast stays live (and
+    keeps its time and model version) when later runs predict the same bar again. Without a
+    newest bar to compare with, nothing is claimed live.
+    """
+    made_at = timezone.now()
+    for row in rows:
+        row.made_at = made_at
+        row.live = newest is not None and row.time > newest
 
 
 def _series(session: TrainingSession):
