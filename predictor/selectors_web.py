@@ -167,7 +167,12 @@ def future_predictions(session: TrainingSession) -> pd.Series:
 
 
 def one_step_predictions(
-    session: TrainingSession, start: datetime | None, end: datetime | None, interval: str
+    session: TrainingSession,
+    start: datetime | None,
+    end: datetime | None,
+    interval: str,
+    *,
+    live: bool | None = None,
 ) -> pd.DataFrame:
     """One-bar-ahead predictions with known actual closes in [start, end), per chart bucket.
 
@@ -175,6 +180,8 @@ def one_step_predictions(
     prediction for the bucket's closing price: the same close get_bars reports for the bucket,
     so predicted and actual stay comparable at any interval. The grouping runs in the
     database and each bucket's row is probed through the unique (session, time, steps) index.
+    `live` keeps only the live forecasts (True) or only the fits and after-the-fact
+    forecasts (False), so the two are never drawn as one line; None keeps both.
     """
     table = StockPrediction._meta.db_table
     bucket, epoch = _bucket_sql(interval_seconds(interval), f'"{table}"."time"')
@@ -185,6 +192,8 @@ def one_step_predictions(
         grouped = grouped.filter(time__gte=start)
     if end is not None:
         grouped = grouped.filter(time__lt=end)
+    if live is not None:
+        grouped = grouped.filter(live=live)
     grouped = (
         grouped.annotate(bucket=RawSQL(bucket, []))
         .values("session_id", "bucket")
@@ -226,29 +235,60 @@ def _bucket_sql(seconds: int, column: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class ForecastData:
-    """What the forecast chart draws for a session over a range."""
+    """What the forecast chart draws for a session over a range.
+
+    The one-step predictions are split by what they are: `fitted` predicts bars that were
+    stored when it was made (fits to training bars, or after-the-fact forecasts), `test`
+    (evaluation sessions only) the out-of-sample bars after the session's train_end, and
+    `live` (production sessions only) the forecasts made before their bar existed.
+    """
 
     actual: pd.Series
-    predicted: pd.Series
+    fitted: pd.Series
     future: pd.Series
     interval: str
+    test: pd.Series | None = None
+    live: pd.Series | None = None
 
     @property
     def empty(self) -> bool:
-        return self.actual.empty and self.predicted.empty and self.future.empty
+        drawn = [self.actual, self.fitted, self.future, self.test, self.live]
+        return all(series is None or series.empty for series in drawn)
 
 
 def forecast_data(session: TrainingSession, start: datetime, end: datetime) -> ForecastData:
-    """Actual closes, one-step predictions and the forecast beyond the last bar, in [start, end)."""
+    """Actual closes, one-step predictions and the forecast beyond the last bar, in [start, end).
+
+    A few bucketed queries whatever the range (one per kind of prediction), never a loop
+    over the rows.
+    """
     interval = chart_interval(start, end, interval_seconds(session.interval))
-    predictions = one_step_predictions(session, start, end, interval)
+    test = live = None
+    if session.kind == TrainingSession.Kind.EVALUATION and session.train_end is not None:
+        # Bars after train_end are the test part: out-of-sample, but not live.
+        split = session.train_end + timedelta(seconds=interval_seconds(session.interval))
+        fitted = one_step_predictions(session, start, min(end, split), interval, live=False)
+        test = one_step_predictions(session, max(start, split), end, interval, live=False)
+        parts = [fitted, test]
+    else:
+        fitted = one_step_predictions(session, start, end, interval, live=False)
+        live = one_step_predictions(session, start, end, interval, live=True)
+        parts = [fitted, live]
     try:
         actual = get_bars(session.symbol, interval, start, end)["close"]
     except NoBarsError:
-        actual = predictions["actual"]
+        actual = pd.concat([part["actual"] for part in parts]).sort_index()
+        actual = actual[~actual.index.duplicated(keep="last")]
     future = future_predictions(session)
     future = future[(future.index >= start) & (future.index < end)]
-    return ForecastData(actual, predictions["predicted"], future, interval)
+    return ForecastData(
+        actual,
+        fitted["predicted"],
+        future,
+        interval,
+        test=None if test is None else test["predicted"],
+        live=None if live is None else live["predicted"],
+    )
 
 
 def default_forecast_range(session: TrainingSession) -> tuple[datetime, datetime] | None:

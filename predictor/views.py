@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from predictor import selectors_web
+from predictor import selectors_live, selectors_web
 from predictor.forms import ForecastForm, PriceForm, SessionChoiceForm
 from predictor.models import TrainingSession
 from predictor.selectors_evaluation import HOLM_NOTE, leaderboard, session_evaluation
@@ -111,6 +111,7 @@ def forecast_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     if not form.is_valid():
         return context, 400
     start, end = form.range()
+    context |= _live_context(session)
     data = selectors_web.forecast_data(session, start, end)
     if data.empty:
         context["empty"] = (
@@ -120,10 +121,23 @@ def forecast_context(params: QueryDict) -> tuple[dict[str, Any], int]:
         return context, 200
     title = f"{session.symbol} · predictions at {data.interval} · UTC"
     context["figures"] = {
-        "forecast": charts.forecast_figure(data.actual, data.predicted, data.future, title)
+        "forecast": charts.forecast_figure(
+            data.actual, data.fitted, data.future, title, test=data.test, live=data.live
+        )
     }
     context |= {"interval": data.interval, "future": data.future}
     return context, 200
+
+
+def _live_context(session: TrainingSession) -> dict[str, Any]:
+    """The session's live record for its card, whatever range the chart shows."""
+    record = selectors_live.live_record(session)
+    result = (record or {}).get("result")
+    return {
+        "live": record,
+        "live_percents": selectors_web.part_percents(result),
+        "live_reading": selectors_web.direction_reading((result or {}).get("direction_test")),
+    }
 
 
 def evaluation_context(params: QueryDict) -> tuple[dict[str, Any], int]:

@@ -17,6 +17,7 @@ import pytest
 from predictor.models import StockPrediction, TrainingSession
 from tests.training_support import BTC_FILE, ETH_FILE, import_days
 from tests.web_support import make_evaluation, make_session
+from utils.charts import FITTED_TRACE, FUTURE_TRACE, LIVE_TRACE
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -169,16 +170,26 @@ def test_forecast_page(page, live_server, bars):
     open_page(page, f"{live_server.url}/forecast/")
     assert trace_points(page, "chart-forecast") == {
         "Actual close": 7 * 24,
-        "Predicted (1 bar ahead)": 7 * 24,
-        "Forecast beyond the last bar": 5,
+        FITTED_TRACE: 7 * 24,
+        LIVE_TRACE: 0,
+        FUTURE_TRACE: 5,
     }
     assert str(newest.id) in page.inner_text("[data-details]")
+    assert "Only these forecasts are a verdict" in page.inner_text("[data-live-record]")
     shoot(page, "forecast")
 
+    # The older session's last 6 arrived bars were forecast before they existed: live.
+    live = StockPrediction.objects.filter(
+        session=older, steps_ahead=1, actual_close__isnull=False
+    ).order_by("-time")[:6]
+    StockPrediction.objects.filter(pk__in=[row.pk for row in live]).update(live=True)
     page.select_option("#id_session", str(older.id))
     wait_for_draw(page, 2)
-    assert trace_points(page, "chart-forecast")["Forecast beyond the last bar"] == 3
+    points = trace_points(page, "chart-forecast")
+    assert (points[FUTURE_TRACE], points[LIVE_TRACE], points[FITTED_TRACE]) == (3, 6, 7 * 24 - 6)
     assert str(older.id) in page.inner_text("[data-details]")
+    assert "6 forecasts made before their bars, 6 scored" in page.inner_text("[data-live-record]")
+    shoot(page, "forecast-live")
 
     page.fill("#id_start", "2020-06-01")
     page.fill("#id_end", "2020-07-15")
@@ -186,7 +197,8 @@ def test_forecast_page(page, live_server, bars):
     wait_for_draw(page, 3)
     predicted = StockPrediction.objects.filter(session=older, actual_close__isnull=False).count()
     points = trace_points(page, "chart-forecast")
-    assert points["Predicted (1 bar ahead)"] == predicted and points["Actual close"] == 44 * 24
+    assert points[FITTED_TRACE] + points[LIVE_TRACE] == predicted
+    assert points["Actual close"] == 44 * 24
     assert page.console_errors == []
 
     page.goto(f"{live_server.url}/forecast/?session=not-a-session")

@@ -1,9 +1,12 @@
-"""utils.metrics and utils.baselines on numbers worked out by hand."""
+"""utils.metrics and the baseline forecasters (utils.forecasters.baselines) on numbers worked
+out by hand."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from utils.baselines import Persistence, WindowLinearRegression
+from utils.features import Windows, make_windows
+from utils.forecasters import TrainingPart, forecaster_class
 from utils.metrics import (
     directional_accuracy,
     mae,
@@ -70,23 +73,47 @@ def test_scores_bundle():
     assert scores(ACTUAL, PREDICTED, LAST)["mase"] is None
 
 
-def test_persistence_repeats_the_last_value_or_a_constant():
-    inputs = np.arange(12.0).reshape(2, 3, 2)
-    np.testing.assert_array_equal(
-        Persistence(2).fit(inputs, None).predict(inputs), [[4, 4], [10, 10]]
-    )
-    np.testing.assert_array_equal(Persistence(1, constant=0.5).predict(inputs), [[0.5], [0.5]])
+def baseline(kind: str, windows: Windows, rows: np.ndarray, **options):
+    """A baseline forecaster fitted on `windows`, its scaler (if any) on `rows`."""
+    times = pd.date_range("2020-01-01", periods=len(windows), freq="h", tz="UTC")
+    part = TrainingPart(windows=windows, times=times, rows=rows)
+    return forecaster_class(kind).from_options(**options).fit(part)
+
+
+def test_persistence_repeats_the_last_close_whatever_the_target():
+    # Bars 0-2 and 10-12 of two columns: the only two contiguous windows of 3 bars are
+    # [[0, 1], [2, 3], [4, 5]] and [[6, 7], [8, 9], [10, 11]]; their last closes are 4 and 10.
+    values = np.arange(12.0).reshape(6, 2)
+    windows = make_windows(values, values[:, 0], np.array([0, 1, 2, 10, 11, 12]), 3, 0)
+    np.testing.assert_array_equal(windows.inputs, np.arange(12.0).reshape(2, 3, 2))
+    predicted = baseline("persistence", windows, values, output_size=2).predict(windows)
+    np.testing.assert_array_equal(predicted, [[4, 4], [10, 10]])
+    # With a log-return target persistence is a return of 0: still the last close, in prices.
+    returns = baseline("persistence", windows, values, target="log_return").predict(windows)
+    np.testing.assert_array_equal(returns, [[4], [10]])
 
 
 def test_linear_regression_is_least_squares_on_flattened_windows():
     rng = np.random.default_rng(2)
     inputs = rng.normal(size=(50, 4, 2))
     targets = inputs[:, -1, :1] * 2 - inputs[:, 0, 1:] + 0.25
-    model = WindowLinearRegression().fit(inputs, targets)
-    np.testing.assert_allclose(model.predict(inputs), targets, atol=1e-10)
+    windows = Windows(inputs, targets, np.arange(50) + 4, inputs[:, -1, 0])
+    rows = inputs.reshape(-1, 2)  # what the scaler is fitted on
+    model = baseline("linear", windows, rows)
+    np.testing.assert_allclose(model.predict(windows), targets, atol=1e-10)
     design = np.column_stack([inputs.reshape(50, -1), np.ones(50)])
     coefficients = np.linalg.lstsq(design, targets, rcond=None)[0]
-    np.testing.assert_allclose(model.predict(inputs[:3]), design[:3] @ coefficients, atol=1e-10)
+    np.testing.assert_allclose(
+        model.predict(windows.select(np.arange(50) < 3)), design[:3] @ coefficients, atol=1e-10
+    )
+    # Not an exact fit: scaling the columns (an affine map) leaves least squares' forecasts
+    # in prices unchanged, whichever column scaler the forecaster uses.
+    noisy = targets + rng.normal(0, 0.1, size=targets.shape)
+    windows = Windows(inputs, noisy, windows.first_target, windows.last_close)
+    coefficients = np.linalg.lstsq(design, noisy, rcond=None)[0]
+    for scaler in ("minmax", "standard", "robust"):
+        model = baseline("linear", windows, rows, scaler=scaler)
+        np.testing.assert_allclose(model.predict(windows), design @ coefficients, atol=1e-10)
 
 
 def test_rounding_noise_around_the_last_close_is_no_call():

@@ -15,10 +15,18 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from predictor import selectors_live, selectors_web
 from predictor.models import Stock, StockPrediction, TrainingSession
 from tests.training_support import BTC_FILE, ETH_FILE, import_days
 from tests.web_support import make_evaluation, make_session
-from utils.charts import MAX_POINTS
+from utils.charts import (
+    FITTED_TRACE,
+    FUTURE_TRACE,
+    LIVE_TRACE,
+    MAX_POINTS,
+    TEST_TRACE,
+    forecast_figure,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -202,9 +210,10 @@ def test_forecast_shows_the_newest_production_session(client, july):
     # The last week of predictions, up to the forecast 3 hours beyond the last bar.
     assert (body["values"]["start"], body["values"]["end"]) == ("2020-07-08", "2020-07-15")
     lines = traces(body, "forecast")
-    assert set(lines) == {"Actual close", "Predicted (1 bar ahead)", "Forecast beyond the last bar"}
+    assert set(lines) == {"Actual close", FITTED_TRACE, LIVE_TRACE, FUTURE_TRACE}
     assert len(lines["Actual close"]["x"]) == 7 * 24
-    assert len(lines["Predicted (1 bar ahead)"]["x"]) == 7 * 24
+    assert len(lines[FITTED_TRACE]["x"]) == 7 * 24
+    assert lines[LIVE_TRACE]["x"] == []  # rows written without the live flag are fits
     assert lines["Forecast beyond the last bar"]["x"] == [
         "2020-07-15T00:00",
         "2020-07-15T01:00",
@@ -216,7 +225,7 @@ def test_forecast_shows_the_newest_production_session(client, july):
         .order_by("time")
         .values_list("predicted_close", flat=True)
     )
-    assert values(lines["Predicted (1 bar ahead)"]["y"]) == stored
+    assert values(lines[FITTED_TRACE]["y"]) == stored
     options = re.findall(rb'<option value="([0-9a-f-]{36})"', response.content)
     assert options == [str(newest.id).encode(), str(older.id).encode()]
 
@@ -233,12 +242,81 @@ def test_forecast_of_a_chosen_session_and_range(client, july):
     assert str(chosen.id) in body["html"]
 
 
+def mark_live(session: TrainingSession, rows) -> list[StockPrediction]:
+    """These rows, as `forecast` stores a forecast made before its bar was stored."""
+    keys = [row.pk for row in rows]
+    StockPrediction.objects.filter(pk__in=keys).update(
+        live=True, made_at=datetime(2020, 7, 14, 12, tzinfo=UTC)
+    )
+    return list(StockPrediction.objects.filter(pk__in=keys).order_by("time"))
+
+
+def test_live_forecasts_are_drawn_and_scored_apart_from_the_fits(client, july):
+    session = make_session(PRODUCTION)
+    arrived = StockPrediction.objects.filter(
+        session=session, steps_ahead=1, actual_close__isnull=False
+    )
+    live = mark_live(session, arrived.order_by("-time")[:5])
+    response = client.get(reverse("predictor:forecast_data"), {"start": "2020-07-08"})
+    body = response.json()
+    lines = traces(body, "forecast")
+    assert set(lines) == {"Actual close", FITTED_TRACE, LIVE_TRACE, FUTURE_TRACE}
+    assert lines[LIVE_TRACE]["x"] == [f"{row.time:%Y-%m-%dT%H:%M}" for row in live]
+    assert values(lines[LIVE_TRACE]["y"]) == [row.predicted_close for row in live]
+    assert len(lines[FITTED_TRACE]["x"]) == 7 * 24 - 5
+    assert not set(lines[FITTED_TRACE]["x"]) & set(lines[LIVE_TRACE]["x"])
+
+    # The card scores the five live forecasts only, against the closes of the bars before.
+    closes = dict(Stock.objects.values_list("time", "close"))
+    predicted = np.array([row.predicted_close for row in live])
+    actual = np.array([row.actual_close for row in live])
+    last = np.array([closes[row.time - timedelta(hours=1)] for row in live])
+    rel_mae = np.mean(np.abs(predicted - actual)) / np.mean(np.abs(last - actual))
+    html = body["html"]
+    assert "data-live-record" in html
+    assert "5 forecasts made before their bars, 5 scored, 0 pending" in html
+    assert "Only these forecasts are a verdict on the model." in html
+    assert "those are fits, not forecasts, and no verdict" in html
+    assert f"<dd data-live-rel-mae>{rel_mae:.4f}</dd>" in html
+    page = client.get(reverse("predictor:forecast"), {"start": "2020-07-08"})
+    assert b"data-live-record" in page.content and b"Live record" in page.content
+
+
+def test_a_live_record_with_nothing_scored_says_when_it_will_be(client, july):
+    session = make_session(PRODUCTION)
+    mark_live(session, StockPrediction.objects.filter(session=session, actual_close__isnull=True))
+    body = client.get(reverse("predictor:forecast_data")).json()
+    assert traces(body, "forecast")[LIVE_TRACE]["x"] == []  # nothing has arrived to draw
+    html = body["html"]
+    assert "1 forecast made before its bar, 0 scored, 1 pending" in html
+    assert "the first, for the bar opening 2020-07-15 00:00 UTC, is scored" in html
+    assert "./manage.py update_stocks" in html and "data-live-rel-mae" not in html
+
+
+def test_an_evaluation_sessions_chart_data_splits_fits_from_its_test_part(july):
+    session = make_session(EVALUATION)
+    start, end = datetime(2020, 7, 1, tzinfo=UTC), datetime(2020, 7, 15, tzinfo=UTC)
+    data = selectors_web.forecast_data(session, start, end)
+    assert data.live is None
+    assert data.fitted.index.max() == session.train_end
+    assert data.test.index.min() == session.test_start
+    assert len(data.fitted) + len(data.test) == session.predictions.count()
+    figure = forecast_figure(data.actual, data.fitted, data.future, "t", test=data.test)
+    assert [trace.name for trace in figure.data] == [
+        "Actual close",
+        FITTED_TRACE,
+        TEST_TRACE,
+        FUTURE_TRACE,
+    ]
+    assert selectors_live.live_record(session) is None  # no live record without a future
+
+
 def test_a_long_forecast_range_is_aggregated(client, year):
     session = make_session(PRODUCTION)
     params = {"start": "2019-07-01", "end": "2020-07-01"}
     response = client.get(reverse("predictor:forecast_data"), params)
     lines = traces(response.json(), "forecast")
-    predicted = lines["Predicted (1 bar ahead)"]
+    predicted = lines[FITTED_TRACE]
     assert 1000 < len(predicted["x"]) <= MAX_POINTS
     # Each point is the last prediction of its 6-hour bucket, against that bar's close
     # (the first prediction is of 12:00, after a 12-bar window).

@@ -126,28 +126,72 @@ def _actual_close(actual: pd.Series, width: float) -> go.Scatter:
     )
 
 
+# Names of the forecast chart's prediction traces: what each kind of prediction is, so a fit is
+# never read as a forecast (the browser tests and readers of the legend rely on them).
+FITTED_TRACE = "Fitted (in-sample, 1 bar ahead)"
+TEST_TRACE = "Test forecast (1 bar ahead)"
+LIVE_TRACE = "Live forecast (made before the bar)"
+FUTURE_TRACE = "Forecast beyond the last bar"
+
+
 def forecast_figure(
-    actual: pd.Series, predicted: pd.Series, future: pd.Series, title: str
+    actual: pd.Series,
+    fitted: pd.Series,
+    future: pd.Series,
+    title: str,
+    *,
+    test: pd.Series | None = None,
+    live: pd.Series | None = None,
 ) -> go.Figure:
-    """Actual closes, the predictions made for them, and the forecast beyond the last bar."""
+    """Actual closes, the one-step predictions by kind, and the forecast beyond the last bar.
+
+    `fitted` predicted bars that were stored when it was made (fits, drawn faint and labelled
+    in-sample); `test` is an evaluation session's out-of-sample part; `live` a production
+    session's forecasts made before their bar existed, its track record. A kind passed as
+    None has no trace; an empty series keeps its (empty) trace so the legend stays the same.
+    """
     data = [
         _actual_close(actual, width=1.5),
         go.Scatter(
-            x=times(predicted.index),
-            y=_values(predicted),
-            name="Predicted (1 bar ahead)",
+            x=times(fitted.index),
+            y=_values(fitted),
+            name=FITTED_TRACE,
             mode="lines",
-            line={"color": COLORS["predicted"], "width": 1.5},
+            opacity=0.6,
+            line={"color": COLORS["train"], "width": 1.2},
         ),
+    ]
+    if test is not None:
+        data.append(
+            go.Scatter(
+                x=times(test.index),
+                y=_values(test),
+                name=TEST_TRACE,
+                mode="lines",
+                line={"color": COLORS["test"], "width": 1.5},
+            )
+        )
+    if live is not None:
+        data.append(
+            go.Scatter(
+                x=times(live.index),
+                y=_values(live),
+                name=LIVE_TRACE,
+                mode="lines+markers",
+                line={"color": COLORS["predicted"], "width": 1.5},
+                marker={"size": 5},
+            )
+        )
+    data.append(
         go.Scatter(
             x=times(future.index),
             y=_values(future),
-            name="Forecast beyond the last bar",
+            name=FUTURE_TRACE,
             mode="lines+markers",
             line={"color": COLORS["forecast"], "width": 2, "dash": "dot"},
             marker={"size": 6},
-        ),
-    ]
+        )
+    )
     layout = _layout(title, xaxis={**_AXIS}, yaxis={**_AXIS})
     return go.Figure(data=data, layout=layout)
 

@@ -2,13 +2,15 @@
 
 The notebooks compare many configurations (scalers, targets, intervals, input symbols) on
 the shipped files. This module strings together the same pieces the training service uses
-(windows, scalers, the Keras model, the baselines, the scores) with the same rules:
+(windows, the forecasters of utils.forecasters, the scores) with the same rules:
 
 - the split is in time: the first `train_split` share of the bars trains, the rest tests;
   training samples predict only training bars, test samples only test bars;
-- the scaler is fitted on the training bars only;
-- the LSTM, persistence and a linear regression see the same scaled windows and are scored
-  in prices on the same test bars.
+- every model is a registered forecaster fitted on the same TrainingPart, so its scaler is
+  fitted on the training bars only (WindowForecaster does that, and the scale -> predict ->
+  invert -> price steps);
+- the LSTM, persistence and a linear regression see the same windows and are scored in
+  prices on the same test bars.
 
 One step ahead only (output size 1): that is what the studies compare.
 """
@@ -21,18 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils import lstm
 from utils.bar_files import read_bar_file
-from utils.baselines import WindowLinearRegression
-from utils.features import (
-    Windows,
-    bar_positions,
-    make_scaler,
-    make_windows,
-    model_values,
-    target_prices,
-)
+from utils.features import Windows, bar_positions, make_windows, model_values
+from utils.forecasters import TrainingPart, forecaster_class
 from utils.metrics import naive_scale, scores
+
+# Study name -> model kind; the names are the result's (and the notebooks') row labels.
+STUDY_MODELS = {"lstm": "lstm", "persistence": "persistence", "linear_regression": "linear"}
 
 
 def read_csv_bars(path: Path | str) -> pd.DataFrame:
@@ -95,29 +92,22 @@ def run_study(
     if len(train) == 0 or len(test) == 0:
         raise ValueError(f"{len(frame)} bars leave {len(train)} train and {len(test)} test samples")
 
-    lstm.seed_everything(seed)
-    fitted_scaler = make_scaler(scaler).fit(values[:split_row])
-    train_inputs = fitted_scaler.transform(train.inputs)
-    train_targets = fitted_scaler.transform_target(train.targets, train.inputs)
-    test_inputs = fitted_scaler.transform(test.inputs)
-
-    model = lstm.build_model(window, values.shape[1], 1, units, dropout, "tanh", "adam", "mse")
-    history = lstm.fit_model(
-        model, train_inputs, train_targets, epochs, batch_size, shuffle_buffer=1000, seed=seed
+    part = TrainingPart(
+        windows=train,
+        times=frame.index[train.first_target],
+        rows=values[:split_row],
+        columns=tuple(frame.columns),
     )
-    regression = WindowLinearRegression().fit(train_inputs, train_targets)
-
-    def as_prices(scaled: np.ndarray) -> np.ndarray:
-        model_space = fitted_scaler.inverse_target(scaled, test.inputs)
-        return target_prices(model_space, test.last_close, target)[:, 0]
-
+    # Each kind keeps the options it takes (from_options): the network's go to the LSTM only.
+    options = {"target": target, "scaler": scaler, "seed": seed}
+    network = {"units": units, "epochs": epochs, "batch_size": batch_size, "dropout": dropout}
+    forecasters = {
+        name: forecaster_class(kind).from_options(**options, **network).fit(part)
+        for name, kind in STUDY_MODELS.items()
+    }
+    test_times = frame.index[test.first_target]
     predictions = {
-        "lstm": as_prices(lstm.predict(model, test_inputs)),
-        # Persistence is exactly the last close (utils.baselines.Persistence through the
-        # scaler and back leaves rounding noise of ~1e-12, whose sign would count as a
-        # called direction in directional accuracy).
-        "persistence": test.last_close.copy(),
-        "linear_regression": as_prices(regression.predict(test_inputs)),
+        name: forecaster.predict(test, test_times)[:, 0] for name, forecaster in forecasters.items()
     }
     actual = closes[test.first_target]
     # MASE's scale: the naive one-step MAE on the training windows' targets (as train_model's).
@@ -128,11 +118,11 @@ def run_study(
     }
     return StudyResult(
         scores=pd.DataFrame(rows).T,
-        times=frame.index[test.first_target],
+        times=test_times,
         actual=actual,
         last_close=test.last_close,
         predictions=predictions,
-        loss=history["loss"],
+        loss=forecasters["lstm"].history_["loss"],
         train_samples=len(train),
         test_samples=len(test),
     )
