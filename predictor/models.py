@@ -139,6 +139,13 @@ class TrainingSession(models.Model):
     version = models.PositiveIntegerField(default=1)
     archived_artifacts = models.JSONField(default=list, blank=True)
 
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last sign of life of the process running it: a running session whose "
+        "heartbeat stopped is marked failed (worker lost).",
+    )
+
     # A walk-forward backtest's sessions: one per fold and seed, out-of-sample forecasts only.
     backtest = models.ForeignKey(
         "Backtest", null=True, blank=True, on_delete=models.CASCADE, related_name="sessions"
@@ -311,3 +318,76 @@ class Backtest(models.Model):
 
     def __str__(self) -> str:
         return f"backtest {self.model_kind} {self.symbol} {self.interval} {self.id} ({self.status})"
+
+
+class Job(models.Model):
+    """One piece of work run by a Celery worker: a training session, a forecast, a backtest
+    fold, an update of the bar store, a sweep (whose combinations are its child jobs).
+
+    `arguments` holds everything the worker needs (the command's flags, checked before the
+    job was queued); `progress` what the pages draw while it runs (done/total and the loss
+    per epoch). A job runs once: a worker receiving it again after a crash skips it, and a
+    lost job is re-launched by hand (`jobs --retry`), never by itself.
+    """
+
+    class Kind(models.TextChoices):
+        TRAIN = "train"
+        FORECAST = "forecast"
+        EVALUATE = "evaluate"
+        BACKTEST = "backtest"
+        BACKTEST_FOLD = "backtest_fold"
+        UPDATE_STOCKS = "update_stocks"
+        UPDATE_PRODUCTION = "update_production"
+        SWEEP = "sweep"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+        LOST = "lost"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    label = models.CharField(max_length=200, blank=True, default="")
+    arguments = models.JSONField(default=dict, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    session = models.ForeignKey(
+        TrainingSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    backtest = models.ForeignKey(
+        Backtest, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    progress = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    worker = models.CharField(max_length=200, blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    status__in=["queued", "running", "succeeded", "failed", "cancelled", "lost"]
+                ),
+                name="job_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="job_status_created"),
+            models.Index(fields=["-created_at"], name="job_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.id} ({self.status})"

@@ -202,7 +202,7 @@ def test_the_evaluation_page_shows_the_backtest_and_its_fold_sessions(bars, arti
     assert f'data-backtest="{record.id}"' in page and "Walk-forward backtests" in page
     spread = record.results["spread"]["across_folds"]["rel_mae"]
     assert f"{spread['mean']:.3f} [{spread['min']:.3f}, {spread['max']:.3f}]" in page
-    assert "3 folds × 1 seeds, expanding, refit once a fold" in page
+    assert "3 folds \N{MULTIPLICATION SIGN} 1 seeds, expanding, refit once a fold" in page
     fold = record.sessions.get(fold=2)
     page = client.get(f"/evaluation/?session={fold.id}")
     assert page.status_code == 200 and "Linear regression" in page.content.decode()

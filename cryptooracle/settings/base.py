@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -141,3 +142,50 @@ COINAPI_BACKOFF = float(os.environ.get("COINAPI_BACKOFF", "1"))  # seconds, doub
 COINAPI_MAX_RETRY_AFTER = float(os.environ.get("COINAPI_MAX_RETRY_AFTER", "120"))
 COINAPI_PAGE_LIMIT = int(os.environ.get("COINAPI_PAGE_LIMIT", "10000"))  # bars per request
 COINAPI_SYMBOL_IDS = coinapi_symbol_ids({}, os.environ.get("COINAPI_SYMBOL_IDS", ""))
+
+# Jobs (Celery). With CELERY_BROKER_URL set (e.g. redis://127.0.0.1:6379/0) workers on any
+# number of machines share one Redis queue. Without it, the queue is kombu's filesystem
+# transport in var/queue/: nothing to install or run for one machine (`make run` starts a
+# worker beside the web server); every machine that runs a worker must then see that folder.
+JOBS_DIR = Path(os.environ.get("CRYPTOORACLE_JOBS_DIR", BASE_DIR / "var" / "queue"))
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(JOBS_DIR),
+        "data_folder_out": str(JOBS_DIR),
+        "processed_folder": str(JOBS_DIR / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "43200"))}
+)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The Job table is the record of every job: Celery keeps no results.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+# Long jobs: acknowledged when done (a worker lost mid-job does not lose the message, but the
+# job refuses to run twice: see predictor.services.jobs), one job per worker process at a
+# time, processes replaced now and then (TensorFlow does not give all its memory back).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_MAX_TASKS_PER_CHILD = int(os.environ.get("CELERY_WORKER_MAX_TASKS_PER_CHILD", "10"))
+CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", str(6 * 3600)))
+CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
+CELERY_TASK_DEFAULT_QUEUE = "cryptooracle"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Heartbeats: a running session or job writes one every JOB_HEARTBEAT_SECONDS; one silent for
+# JOB_LOST_AFTER_SECONDS is marked failed ("worker lost") by the next reaper pass.
+JOB_HEARTBEAT_SECONDS = float(os.environ.get("JOB_HEARTBEAT_SECONDS", "15"))
+JOB_LOST_AFTER_SECONDS = float(os.environ.get("JOB_LOST_AFTER_SECONDS", "90"))
+# The schedule (`celery -A cryptooracle beat`, one per deployment): at 5 past each hour new
+# bars, then every production session updated on them and forecast; twice a minute the lost
+# work check (workers also run it when they start).
+CELERY_BEAT_SCHEDULE = {
+    "hourly-update": {
+        "task": "predictor.hourly_update",
+        "schedule": crontab(minute=int(os.environ.get("SCHEDULE_MINUTE", "5"))),
+    },
+    "reap-lost-work": {"task": "predictor.reap_lost", "schedule": 30.0},
+}

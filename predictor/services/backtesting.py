@@ -11,9 +11,9 @@ figures across seeds and across folds.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -159,61 +159,48 @@ def _check_plan(plan: BacktestPlan) -> None:
 
 
 def run_backtest(plan: BacktestPlan, *, progress: Progress | None = None) -> Backtest:
-    """Fit and forecast every fold for every seed, evaluate each, and store the summary.
+    """Fit and forecast every fold for every seed in this process, then summarize.
 
-    A failure (Ctrl-C included) marks the backtest failed with a one-line error; the fold
-    sessions that finished stay, whole and evaluated; the one that was running is marked
-    failed and holds no forecasts.
+    A job queue runs the same steps as separate jobs (start_backtest, run_fold per fold and
+    seed, finish_backtest once all are done: predictor.services.jobs). A failure (Ctrl-C
+    included) marks the backtest failed with a one-line error; the fold sessions that
+    finished stay, whole and evaluated; the one that was running is marked failed and holds
+    no forecasts.
+    """
+    backtest = start_backtest(plan)
+    total = len(backtest.seeds) * plan.fold_count
+    try:
+        for done, (seed, fold) in enumerate(fold_runs(backtest), start=1):
+            session = run_fold(backtest, plan, fold=fold, seed=seed)
+            if progress:
+                progress(done, total, session)
+    except BaseException as error:
+        mark_backtest_failed(backtest, error)
+        raise
+    return finish_backtest(backtest)
+
+
+def fold_runs(backtest: Backtest) -> list[tuple[int, int]]:
+    """(seed, fold) of every fold session the backtest needs, in run order."""
+    return [(seed, fold) for seed in backtest.seeds for fold in range(1, backtest.folds + 1)]
+
+
+def start_backtest(plan: BacktestPlan) -> Backtest:
+    """The backtest's row (status running), its seeds drawn and its bar range fixed.
+
+    The range is stored as found (first bar to one step past the last), so every fold,
+    wherever and whenever it runs, rebuilds exactly this plan (backtest_plan) even after new
+    bars have arrived.
     """
     config = plan.config
-    base_seed = (
-        config.training.seed if config.training.seed is not None else secrets.randbelow(2**31)
-    )
-    seeds = [base_seed + number for number in range(config.seeds)]
-    backtest = _create_backtest(plan, seeds)
-    started = time.monotonic()
-    total = len(seeds) * plan.fold_count
-    try:
-        done = 0
-        for seed in seeds:
-            for fold in range(1, plan.fold_count + 1):
-                session = _run_fold(backtest, plan, fold=fold, seed=seed)
-                evaluate(
-                    str(session.id),
-                    config.fee_bps,
-                    alpha=config.alpha,
-                    spread_bps=config.spread_bps,
-                )
-                done += 1
-                if progress:
-                    progress(done, total, session)
-        backtest.results = summarize(backtest)
-        backtest.status = TrainingSession.Status.SUCCEEDED
-    except BaseException as error:
-        backtest.status = TrainingSession.Status.FAILED
-        backtest.error = f"{type(error).__name__}: {error}".splitlines()[0]
-        raise
-    finally:
-        backtest.seconds = time.monotonic() - started
-        backtest.save()
-    return backtest
-
-
-def _create_backtest(plan: BacktestPlan, seeds: list[int]) -> Backtest:
-    config = plan.config
     training = config.training
+    base_seed = training.seed if training.seed is not None else secrets.randbelow(2**31)
     index = plan.data.series.frame.index
-    settings = {
-        name: getattr(training, name)
-        for name in (
-            *("window", "interval", "train_split", "units", "epochs", "batch_size"),
-            *("dropout", "optimizer", "loss", "activation", "scaler", "features", "target"),
-            "shuffle_buffer",
-        )
-    }
+    step = plan.data.series.step
+    settings = {name: getattr(training, name) for name in _TRAINING_SETTINGS}
     settings |= {
-        "start": training.start.isoformat() if training.start else None,
-        "end": training.end.isoformat() if training.end else None,
+        "start": index[0].isoformat(),
+        "end": (index[-1] + step).isoformat(),
         "other_symbols": list(training.other_symbols),
     }
     return Backtest.objects.create(
@@ -223,7 +210,7 @@ def _create_backtest(plan: BacktestPlan, seeds: list[int]) -> Backtest:
         folds=config.folds,
         retrain_every=config.retrain_every,
         train_window=config.train_window,
-        seeds=seeds,
+        seeds=[base_seed + number for number in range(config.seeds)],
         settings=settings,
         fee_bps=config.fee_bps,
         spread_bps=config.spread_bps,
@@ -233,8 +220,39 @@ def _create_backtest(plan: BacktestPlan, seeds: list[int]) -> Backtest:
     )
 
 
-def _run_fold(backtest: Backtest, plan: BacktestPlan, *, fold: int, seed: int) -> TrainingSession:
-    """One fold for one seed: a session holding the fold's out-of-sample forecasts."""
+_TRAINING_SETTINGS = (
+    *("window", "interval", "train_split", "units", "epochs", "batch_size", "dropout"),
+    *("optimizer", "loss", "activation", "scaler", "features", "target", "shuffle_buffer"),
+)
+
+
+def backtest_plan(backtest: Backtest) -> BacktestPlan:
+    """The plan of a stored backtest, rebuilt from its row (for a fold run as its own job)."""
+    settings = dict(backtest.settings)
+    training = TrainingConfig(
+        symbol=backtest.symbol,
+        model_kind=backtest.model_kind,
+        start=datetime.fromisoformat(settings.pop("start")),
+        end=datetime.fromisoformat(settings.pop("end")),
+        other_symbols=tuple(settings.pop("other_symbols", ())),
+        **{name: settings[name] for name in _TRAINING_SETTINGS},
+    )
+    return prepare_backtest(
+        BacktestConfig(
+            training=training,
+            folds=backtest.folds,
+            retrain_every=backtest.retrain_every,
+            train_window=backtest.train_window,
+            seeds=len(backtest.seeds),
+            fee_bps=backtest.fee_bps,
+            spread_bps=backtest.spread_bps,
+            alpha=backtest.alpha,
+        )
+    )
+
+
+def run_fold(backtest: Backtest, plan: BacktestPlan, *, fold: int, seed: int) -> TrainingSession:
+    """One fold for one seed: a session holding the fold's out-of-sample forecasts, evaluated."""
     training = replace(plan.config.training, seed=seed)
     series = plan.data.series
     index = series.frame.index
@@ -253,10 +271,39 @@ def _run_fold(backtest: Backtest, plan: BacktestPlan, *, fold: int, seed: int) -
         test_samples=sum(len(plan.test_windows(segment)) for segment in segments),
     )
     # On failure session_run marks the session failed (no forecasts were stored: they are
-    # written in one transaction at the end) and the backtest fails with the same error.
+    # written in one transaction at the end) and the error goes up to the caller.
     with session_run(session):
         _fit_and_forecast(session, plan, training, segments)
+    config = plan.config
+    evaluate(str(session.id), config.fee_bps, alpha=config.alpha, spread_bps=config.spread_bps)
     return session
+
+
+def finish_backtest(backtest: Backtest) -> Backtest:
+    """Summarize once every fold session has succeeded; otherwise mark the backtest failed."""
+    sessions = backtest.sessions.all()
+    succeeded = sessions.filter(status=TrainingSession.Status.SUCCEEDED).count()
+    needed = len(fold_runs(backtest))
+    if succeeded == needed:
+        backtest.results = summarize(backtest)
+        backtest.status = TrainingSession.Status.SUCCEEDED
+        backtest.error = ""
+    else:
+        failed = sessions.filter(status=TrainingSession.Status.FAILED).first()
+        backtest.status = TrainingSession.Status.FAILED
+        backtest.error = f"{needed - succeeded} of {needed} fold runs did not succeed" + (
+            f" (fold {failed.fold}, seed {failed.seed}: {failed.error})" if failed else ""
+        )
+    backtest.seconds = (timezone.now() - backtest.created_at).total_seconds()
+    backtest.save()
+    return backtest
+
+
+def mark_backtest_failed(backtest: Backtest, error: BaseException) -> None:
+    backtest.status = TrainingSession.Status.FAILED
+    backtest.error = f"{type(error).__name__}: {error}".splitlines()[0]
+    backtest.seconds = (timezone.now() - backtest.created_at).total_seconds()
+    backtest.save()
 
 
 def _fit_and_forecast(

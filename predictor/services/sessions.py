@@ -1,8 +1,10 @@
 """One place owns a training session's life: running -> succeeded, or failed with cleanup.
 
-Train and update (-X), for every model kind, run their work inside `session_run`: any
-exception, Ctrl-C included, marks the session failed with a one-line error, removes the
-files this run wrote (listed by the caller as it writes them), and is re-raised.
+Train and update (-X), for every model kind, and each backtest fold, run their work inside
+`session_run`: while it runs the session beats a heartbeat (so a killed process is found
+out: predictor.services.jobs.reap_lost); any exception, Ctrl-C included, marks the session
+failed with a one-line error, removes the files this run wrote (listed by the caller as it
+writes them), and is re-raised.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ def session_run(session: TrainingSession) -> Iterator[list[Path]]:
     On success the caller sets the results and saves; this marks it succeeded and saves.
     On failure the written files are removed and the session is marked failed.
     """
-    if session.status != TrainingSession.Status.RUNNING:
-        TrainingSession.objects.filter(pk=session.pk).update(
-            status=TrainingSession.Status.RUNNING, updated_at=timezone.now()
-        )
+    from predictor.services.jobs import heartbeat, link_session
+
+    TrainingSession.objects.filter(pk=session.pk).update(
+        status=TrainingSession.Status.RUNNING,
+        updated_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+    )
+    link_session(session)
     written: list[Path] = []
     try:
-        yield written
+        with heartbeat(session=session):
+            yield written
         session.status = TrainingSession.Status.SUCCEEDED
         session.error = ""
         session.save()

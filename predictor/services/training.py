@@ -390,6 +390,23 @@ def scaler_file(session_id: uuid.UUID, version: int | None = None) -> Path:
     return Path(settings.SCALERS_DIR) / f"{session_id}{tag}.json"
 
 
+def remove_session_files(session: TrainingSession) -> None:
+    """After a run was lost: its half-written temporary files, and a first fit's files.
+
+    A production session being updated keeps its previous model (its files are only ever
+    replaced whole), so only the temporary files of the lost run go.
+    """
+    folders = {Path(settings.MODEL_WEIGHTS_DIR), Path(settings.SCALERS_DIR)}
+    for folder in folders:
+        if folder.is_dir():
+            for leftover in folder.glob(f".{session.id}*"):
+                leftover.unlink(missing_ok=True)
+    if session.version == 1 and session.backtest_id is None:
+        suffix = forecaster_class(session.model_kind).model_suffix
+        model_file(session.id, suffix).unlink(missing_ok=True)
+        scaler_file(session.id).unlink(missing_ok=True)
+
+
 def load_forecaster(
     session: TrainingSession,
     *,
