@@ -125,7 +125,10 @@ def sessions(kind: str) -> list[TrainingSession]:
     """Succeeded sessions of one kind, newest first: what a page lets you choose from."""
     return list(
         TrainingSession.objects.filter(kind=kind, status=TrainingSession.Status.SUCCEEDED)
-        .only("id", "kind", "symbol", "interval", "created_at", "version", "data_start", "data_end")
+        .only(
+            *("id", "kind", "symbol", "interval", "created_at", "version", "data_start"),
+            *("data_end", "model_kind", "fold", "seed"),
+        )
         .order_by("-created_at")
     )
 
@@ -450,3 +453,28 @@ def part_percents(result: dict | None) -> dict:
         "level": percent(interval.get("level")),
     }
     return percents
+
+
+def backtest_table(rows: list[dict]) -> list[dict]:
+    """Backtest rows with each spread as display text, 'mean [min, max]' (percent for returns)."""
+    shown = {
+        "rel_mae": ("{:.3f}", 1),
+        "strategy_return": ("{:+.1f} %", 100),
+        "sharpe": ("{:.2f}", 1),
+    }
+    return [
+        row
+        | {
+            f"{key}_text": _spread_text(row.get(key), *shown[name])
+            for name in shown
+            for key in (name, f"{name}_folds")
+        }
+        for row in rows
+    ]
+
+
+def _spread_text(spread: dict | None, pattern: str, factor: float) -> str:
+    if not spread or spread.get("mean") is None:
+        return "-"
+    mean, low, high = (pattern.format(spread[k] * factor) for k in ("mean", "min", "max"))
+    return f"{mean} [{low}, {high}]"

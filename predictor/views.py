@@ -22,7 +22,13 @@ from django.views.decorators.http import require_GET
 from predictor import selectors_live, selectors_web
 from predictor.forms import ForecastForm, PriceForm, SessionChoiceForm
 from predictor.models import TrainingSession
-from predictor.selectors_evaluation import HOLM_NOTE, leaderboard, session_evaluation
+from predictor.selectors_evaluation import (
+    BACKTEST_NOTE,
+    HOLM_NOTE,
+    backtest_rows,
+    leaderboard,
+    session_evaluation,
+)
 from utils import charts
 
 # Characters that must not appear raw inside <script>: the same escapes as Django's json_script.
@@ -200,6 +206,8 @@ def evaluation_page_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     if context.get("form") is not None:
         context["leaderboard"] = selectors_web.leaderboard_rows(leaderboard())
         context["holm_note"] = HOLM_NOTE
+        context["backtests"] = selectors_web.backtest_table(backtest_rows())
+        context["backtest_note"] = BACKTEST_NOTE
     return context, status
 
 

@@ -154,6 +154,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(JOBS_DIR),
         "data_folder_out": str(JOBS_DIR),
         "processed_folder": str(JOBS_DIR / "processed"),
+        "control_folder": str(JOBS_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }
