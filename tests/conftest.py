@@ -261,3 +261,40 @@ def artifact_dirs(tmp_path):
 
     with artifacts_under(tmp_path) as folders:
         yield folders
+
+
+@pytest.fixture
+def workers(tmp_path, transactional_db, artifact_dirs, settings):
+    """Real Celery workers on the real Redis, on this test's own queue (tests/workers.py).
+
+    The test process sends to the same queue and broker, so jobs it queues reach them.
+    """
+    from cryptooracle.celery import app
+    from tests.workers import REDIS_URL, Workers, new_queue
+
+    queue = new_queue()
+    previous = (app.conf.broker_url, app.conf.task_default_queue, app.conf.broker_transport_options)
+    app.conf.broker_url = REDIS_URL
+    app.conf.task_default_queue = queue
+    app.conf.broker_transport_options = {}
+    _drop_connections(app)
+    running = Workers(tmp_path, queue)
+    try:
+        yield running
+    finally:
+        running.stop()
+        (
+            app.conf.broker_url,
+            app.conf.task_default_queue,
+            app.conf.broker_transport_options,
+        ) = previous
+        _drop_connections(app)
+
+
+def _drop_connections(app) -> None:
+    """Forget the app's broker connections, so the next send connects to the broker now set."""
+    import kombu.pools
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    kombu.pools.reset()

@@ -174,7 +174,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_MAX_TASKS_PER_CHILD = int(os.environ.get("CELERY_WORKER_MAX_TASKS_PER_CHILD", "10"))
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", str(6 * 3600)))
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
-CELERY_TASK_DEFAULT_QUEUE = "cryptooracle"
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cryptooracle")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Heartbeats: a running session or job writes one every JOB_HEARTBEAT_SECONDS; one silent for
 # JOB_LOST_AFTER_SECONDS is marked failed ("worker lost") by the next reaper pass.

@@ -27,10 +27,10 @@ def session_run(session: TrainingSession) -> Iterator[list[Path]]:
     """
     from predictor.services.jobs import heartbeat, link_session
 
+    session.status = TrainingSession.Status.RUNNING
+    session.heartbeat_at = timezone.now()
     TrainingSession.objects.filter(pk=session.pk).update(
-        status=TrainingSession.Status.RUNNING,
-        updated_at=timezone.now(),
-        heartbeat_at=timezone.now(),
+        status=session.status, updated_at=session.heartbeat_at, heartbeat_at=session.heartbeat_at
     )
     link_session(session)
     written: list[Path] = []
@@ -39,6 +39,7 @@ def session_run(session: TrainingSession) -> Iterator[list[Path]]:
             yield written
         session.status = TrainingSession.Status.SUCCEEDED
         session.error = ""
+        session.heartbeat_at = timezone.now()
         session.save()
     except BaseException as error:
         for path in written:
