@@ -4,6 +4,8 @@
 pointing at PostgreSQL, so both engines see the same tests.
 """
 
+import os
+
 from .base import *  # noqa: F403
 from .base import BASE_DIR, database_from_environment
 
@@ -15,7 +17,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not SQLite's in-memory default: Celery worker processes started by the job
     # tests open the same test database.
     (BASE_DIR / "var").mkdir(exist_ok=True)
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+    # One file per test process, so test runs side by side never share a database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")
+    }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
