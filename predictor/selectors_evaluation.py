@@ -51,7 +51,11 @@ LEADERBOARD_COLUMNS = (
 
 
 def leaderboard(
-    symbol: str | None = None, interval: str | None = None, limit: int | None = None
+    symbol: str | None = None,
+    interval: str | None = None,
+    limit: int | None = None,
+    *,
+    session_ids: list[str] | None = None,
 ) -> list[dict]:
     """Evaluated evaluation sessions, best test rel_mae first (none: last, newest first).
 
@@ -81,7 +85,8 @@ def leaderboard(
     not on the bars the other rows share (backtest_rows lists the backtests).
     Any number may be None where it is undefined (e.g. a t-score on constant hits, or
     Diebold-Mariano for the persistence session itself, whose errors equal persistence's).
-    Filters: symbol and interval as stored on the session; limit caps the rows returned.
+    Filters: symbol and interval as stored on the session; session_ids keeps only those
+    sessions (a sweep's: Holm adjusts over them alone); limit caps the rows returned.
     """
     # Only the few small parts of `results` a row shows are read, extracted in the database:
     # the equity curves and the sessions' histories would be decoded for every row otherwise.
@@ -95,6 +100,8 @@ def leaderboard(
         evaluations = evaluations.filter(session__symbol=symbol)
     if interval:
         evaluations = evaluations.filter(session__interval=interval)
+    if session_ids is not None:
+        evaluations = evaluations.filter(session_id__in=session_ids)
     evaluations = evaluations.order_by(
         F("test_rel_mae").asc(nulls_last=True), "-session__created_at"
     )
@@ -193,7 +200,11 @@ BACKTEST_NOTE = (
 
 
 def backtest_rows(
-    symbol: str | None = None, interval: str | None = None, limit: int | None = None
+    symbol: str | None = None,
+    interval: str | None = None,
+    limit: int | None = None,
+    *,
+    backtest_ids: list[str] | None = None,
 ) -> list[dict]:
     """Finished backtests, newest first: what they ran and the spread of their figures.
 
@@ -201,6 +212,7 @@ def backtest_rows(
     train_window, retrain_every, fee_bps, spread_bps, test_start, test_end, seconds, and for
     each of rel_mae, strategy_return and sharpe a dict {"mean", "min", "max", "n"} across the
     seeds' pooled results, and the same across folds x seeds under "<name>_folds".
+    backtest_ids keeps only those backtests (a sweep's).
     """
     backtests = Backtest.objects.filter(status=TrainingSession.Status.SUCCEEDED).order_by(
         "-created_at"
@@ -209,6 +221,8 @@ def backtest_rows(
         backtests = backtests.filter(symbol=symbol)
     if interval:
         backtests = backtests.filter(interval=interval)
+    if backtest_ids is not None:
+        backtests = backtests.filter(pk__in=backtest_ids)
     if limit is not None:
         backtests = backtests[:limit]
     backtests = backtests.annotate(spread=F("results__spread")).defer("results")

@@ -48,15 +48,21 @@ def run_train(job: Job, progress: Progress) -> None:
     config = training_config(job.arguments["config"])
     validate_model_kind(config)
     data = prepare_training_data(config)
-    train(config, data, on_epoch=progress.epoch)
+    session = train(config, data, on_epoch=progress.epoch)
+    if job.arguments.get("then_forecast"):  # a sweep's session: forecast and evaluate it too
+        _forecast_and_evaluate(str(session.id), progress)
+
+
+def _forecast_and_evaluate(session_id: str, progress: Progress) -> None:
+    result = forecast(session_id)
+    progress.step(1, 1, f"{result.inserted} new predictions, {result.future} beyond the last bar")
+    if result.session.kind == TrainingSession.Kind.EVALUATION:
+        evaluate(session_id)
 
 
 def run_forecast(job: Job, progress: Progress) -> None:
     """Store the session's forecasts; evaluate an evaluation session's, as `forecast` does."""
-    result = forecast(job.arguments["session"])
-    progress.step(1, 1, f"{result.inserted} new predictions, {result.future} beyond the last bar")
-    if result.session.kind == TrainingSession.Kind.EVALUATION:
-        evaluate(str(result.session.id))
+    _forecast_and_evaluate(job.arguments["session"], progress)
 
 
 def run_evaluate(job: Job, progress: Progress) -> None:

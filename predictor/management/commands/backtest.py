@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from predictor.management.commands.evaluate import fmt
 from predictor.management.commands.leaderboard import spread_text
+from predictor.management.queueing import queued_message, user_name
 from predictor.management.training_flags import add_training_flags, given_training_options
 from predictor.services.backtesting import (
     BacktestConfig,
@@ -58,6 +59,12 @@ class Command(BaseCommand):
             help="quoted bid-ask spread in basis points; half is paid per unit traded (0)",
         )
         add("--alpha", type=float, default=DEFAULT_ALPHA, help="significance level (0.05)")
+        add(
+            "--queue",
+            action="store_true",
+            help="check the flags here, then queue one job per fold and seed for the workers "
+            "and print the backtest job's id instead of running now",
+        )
 
     def handle(self, *args, **options):
         self.verbosity = options["verbosity"]
@@ -91,6 +98,12 @@ class Command(BaseCommand):
             f"{len(plan.segments)} refits per seed, {config.seeds} seed(s), "
             f"{config.train_window} training window"
         )
+        if options["queue"]:
+            from predictor.services.job_handlers import queue_backtest
+
+            job = queue_backtest(plan, created_by=user_name())
+            self.stdout.write(queued_message(job))
+            return
         self.started = time.monotonic()
         backtest = run_backtest(plan, progress=self._progress)
         self.stdout.write("\n".join(describe_backtest(backtest)))

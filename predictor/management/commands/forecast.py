@@ -5,13 +5,19 @@ production sessions print their live record: the forecasts made before their bar
 scored once the bars arrived (predictor.selectors_live).
 """
 
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
 from predictor.management.commands.evaluate import describe
-from predictor.models import TrainingSession
+from predictor.management.queueing import queued_message, user_name
+from predictor.models import Job, TrainingSession
 from predictor.selectors_live import live_record
 from predictor.services.evaluation import EvaluationError, evaluate
 from predictor.services.forecasting import ForecastError, forecast
+from predictor.services.jobs import enqueue_now
+from predictor.services.training import TrainingInputError, get_session
+from utils.forecasters import forecaster_class
 
 
 def describe_live(record: dict, session_id: str) -> list[str]:
@@ -73,8 +79,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("-T", "--session", required=True, help="training session id (UUID)")
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="check the session here, then queue the forecast (and evaluation) for a "
+            "worker and print the job's id instead of forecasting now",
+        )
 
     def handle(self, *args, **options):
+        if options["queue"]:
+            session = queueable_session(options["session"])
+            job = enqueue_now(
+                Job.Kind.FORECAST,
+                {"session": str(session.id)},
+                label=f"forecast {session.model_kind} {session.symbol} {session.interval} "
+                f"session {session.id}",
+                created_by=user_name(),
+            )
+            self.stdout.write(queued_message(job))
+            return
         try:
             result = forecast(options["session"])
         except ForecastError as error:
@@ -94,3 +117,28 @@ class Command(BaseCommand):
         record = live_record(session)
         if record is not None:
             self.stdout.write("\n".join(describe_live(record, str(session.id))))
+
+
+def queueable_session(session_id: str) -> TrainingSession:
+    """The session a queued forecast can run on, checked as `forecast` checks it first (it
+    exists, is not training, its files are there), so a bad id fails here, not in a worker."""
+    try:
+        session = get_session(session_id)
+    except TrainingInputError as error:
+        raise CommandError(str(error)) from error
+    if session.status == TrainingSession.Status.RUNNING:
+        raise CommandError(f"session {session.id} is still training")
+    if not session.model_path and session.predictions.exists():
+        return session  # an old session without a model file: only actual closes to fill
+    kind = forecaster_class(session.model_kind)
+    named = [("model", session.model_path)]
+    if kind.uses_scaler:
+        named.append(("scaler", session.scaler_path))
+    failed = session.status == TrainingSession.Status.FAILED
+    why = f" (the session failed: {session.error})" if failed else ""
+    for what, path in named:
+        if not path:
+            raise CommandError(f"session {session.id}: ({what} file): none recorded{why}")
+        if not Path(path).is_file():
+            raise CommandError(f"session {session.id}: {path}: file not found{why}")
+    return session

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from predictor.management.queueing import queued_message, user_name
 from predictor.management.training_flags import (
     SHORT,
     add_training_flags,
     given_training_options,
 )
+from predictor.models import Job
+from predictor.services.jobs import enqueue_now, training_arguments
 from predictor.services.training import (
     TrainingConfig,
     TrainingInputError,
@@ -36,9 +39,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         add_training_flags(parser)
         parser.add_argument("-X", "--session", help="id of a production session to update")
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="check the flags here, then queue the training for a worker and print the "
+            "job's id (follow it with ./manage.py jobs <id>) instead of training now",
+        )
 
     def handle(self, *args, **options):
         self.verbosity = options["verbosity"]
+        self.queue = options["queue"]
         given = given_training_options(options)
         try:
             if options["session"] is not None:
@@ -47,7 +57,8 @@ class Command(BaseCommand):
                 session = self._train(given)
         except TrainingInputError as error:
             raise CommandError(str(error)) from error
-        self._report(session)
+        if session is not None:
+            self._report(session)
 
     def _train(self, given: dict):
         if "symbol" not in given:
@@ -61,6 +72,16 @@ class Command(BaseCommand):
             f"{data.series.frame.index[-1]:%Y-%m-%d %H:%M}, {len(data.train)} training and "
             f"{len(data.test) if config.evaluation else 0} test samples"
         )
+        if self.queue:
+            job = enqueue_now(
+                Job.Kind.TRAIN,
+                {"config": training_arguments(config)},
+                label=f"train {config.model_kind} {config.symbol} {config.interval} "
+                f"({'evaluation' if config.evaluation else 'production'})",
+                created_by=user_name(),
+            )
+            self.stdout.write(queued_message(job))
+            return None
         return train(config, data, on_epoch=self._progress)
 
     def _update(self, session_id: str, given: dict):
@@ -77,6 +98,24 @@ class Command(BaseCommand):
         self.stdout.write(
             f"updating {session.id} (version {session.version}) on {len(data.train)} new samples"
         )
+        if self.queue:
+            end = given.get("end")
+            job = enqueue_now(
+                Job.Kind.TRAIN,
+                {
+                    "update": {
+                        "session": str(session.id),
+                        "end": end.isoformat() if end else None,
+                        "epochs": given.get("epochs"),
+                        "seed": given.get("seed"),
+                    }
+                },
+                label=f"update {session.model_kind} {session.symbol} {session.interval} "
+                f"session {session.id}",
+                created_by=user_name(),
+            )
+            self.stdout.write(queued_message(job))
+            return None
         return update(session, config, data, on_epoch=self._progress)
 
     def _progress(self, epoch: int, epochs: int, logs: dict) -> None:
