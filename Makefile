@@ -25,10 +25,11 @@ $(VENV)/.installed: $(POETRY) pyproject.toml poetry.lock
 
 install: $(VENV)/.installed
 
+# The web app on SQLite with the shipped bars, and a job worker beside it (bin/serve).
 run: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py import_stocks
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	HOST=$(HOST) PORT=$(PORT) VENV=$(VENV) bin/serve
 
 # Debian's Chromium for the browser tests: Playwright launches it by path (no browser download).
 browser:

@@ -21,11 +21,9 @@ def reap_lost() -> dict:
 @shared_task(name="predictor.hourly_update", ignore_result=True)
 def hourly_update() -> str:
     """Queue the hourly schedule: new bars, then every production session updated and
-    forecast (one job, so the updates see the new bars)."""
-    job = jobs.enqueue_now(
-        "update_production", {"update_stocks": True}, label="hourly update (schedule)"
-    )
-    return str(job.id)
+    forecast (one job, so the updates see the new bars). See jobs.queue_hourly_update."""
+    job = jobs.queue_hourly_update()
+    return str(job.id) if job else "skipped"
 
 
 @worker_ready.connect

@@ -137,11 +137,19 @@ def _procfile() -> dict[str, str]:
     return processes
 
 
-def test_procfile_has_web_and_release_processes():
+def test_procfile_has_web_release_worker_and_beat_processes():
     processes = _procfile()
     assert processes["web"].startswith("gunicorn cryptooracle.wsgi ")
     assert "$PORT" in processes["web"]
-    assert processes["release"] == "python manage.py migrate --no-input"
+    assert processes["release"] == "bin/release"
+    assert processes["worker"].startswith("celery -A cryptooracle worker ")
+    assert processes["beat"].startswith("celery -A cryptooracle beat")
+
+
+def test_release_migrates_off_elastic_beanstalk_and_waits_on_it():
+    script = (ROOT / "bin" / "release").read_text()
+    assert "exec python manage.py migrate --no-input" in script
+    assert "/opt/elasticbeanstalk" in script and "sleep infinity" in script
 
 
 def _free_port() -> int:
@@ -352,22 +360,12 @@ def test_ebextensions_migrate_on_the_leader_and_collect_static_files():
     assert any("manage.py collectstatic --no-input" in c["command"] for c in commands.values())
 
 
-def test_ebextensions_schedule_update_stocks_with_cron_on_the_leader():
+def test_ebextensions_leave_the_schedule_to_beat_not_cron():
     files = _merged("files")
-    scripts = [f["content"] for f in files.values() if "manage.py update_stocks" in f["content"]]
-    assert scripts, "no script runs update_stocks"
-    cron_lines = [
-        line
-        for f in files.values()
-        for line in f["content"].splitlines()
-        if re.match(r"^(\S+\s+){5}root\s", line)
-    ]
-    assert any("update_stocks" in line for line in cron_lines), cron_lines
-    commands = _merged("container_commands")
-    install = [c for c in commands.values() if "/etc/cron.d/" in c["command"]]
-    install = [c for c in install if c["command"].startswith("install ")]
-    assert install and all(c.get("leader_only") is True for c in install)
-    assert "cronie" in (_merged("packages").get("yum") or {})
+    assert not any("cron" in name for name in files), files
+    assert "cronie" not in (_merged("packages").get("yum") or {})
+    environment = _merged("option_settings")["aws:elasticbeanstalk:application:environment"]
+    assert int(environment["WORKER_CONCURRENCY"]) >= 1
 
 
 # Heroku ------------------------------------------------------------------------------------

@@ -66,10 +66,20 @@ WSGI_APPLICATION = "cryptooracle.wsgi.application"
 ASGI_APPLICATION = "cryptooracle.asgi.application"
 
 
+# SQLite with several processes writing (the web server, job workers, their heartbeats):
+# transactions take the write lock when they begin (IMMEDIATE), so one that reads and then
+# writes waits for another writer instead of failing with "database is locked"; and a
+# writer waits up to 30 s for the lock.
+SQLITE_OPTIONS = {"transaction_mode": "IMMEDIATE", "timeout": 30}
+
+
 def database_from_environment(default_sqlite_path: Path) -> dict:
     """DATABASE_URL wins (Heroku), then the RDS_* variables (Elastic Beanstalk), else SQLite."""
     if os.environ.get("DATABASE_URL"):
-        return dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)
+        database = dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)
+        if database["ENGINE"].endswith("sqlite3"):
+            database["OPTIONS"] = {**SQLITE_OPTIONS, **database.get("OPTIONS", {})}
+        return database
     if os.environ.get("RDS_HOSTNAME"):
         return {
             "ENGINE": "django.db.backends.postgresql",
@@ -80,7 +90,11 @@ def database_from_environment(default_sqlite_path: Path) -> dict:
             "PORT": os.environ.get("RDS_PORT", "5432"),
             "CONN_MAX_AGE": 60,
         }
-    return {"ENGINE": "django.db.backends.sqlite3", "NAME": default_sqlite_path}
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": default_sqlite_path,
+        "OPTIONS": dict(SQLITE_OPTIONS),
+    }
 
 
 DATABASES = {"default": database_from_environment(BASE_DIR / "db.sqlite3")}
@@ -100,9 +114,39 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+
+
+def artifacts_storage(environ) -> dict:
+    """Where model and scaler files live (docs/artifacts.md).
+
+    With ARTIFACTS_S3_BUCKET set: that S3 bucket (django-storages), so every worker and web
+    process reads and writes the same files wherever it runs. Keys come from boto3's usual
+    sources (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment, or the instance's
+    role), never from the repository. Without it: the local MODEL_WEIGHTS_DIR and SCALERS_DIR.
+    """
+    bucket = environ.get("ARTIFACTS_S3_BUCKET", "").strip()
+    if not bucket:
+        return {"BACKEND": "predictor.services.artifacts.ArtifactFileStorage"}
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "location": environ.get("ARTIFACTS_S3_PREFIX", "").strip().strip("/"),
+            "region_name": environ.get("AWS_S3_REGION_NAME", "").strip() or None,
+            "endpoint_url": environ.get("AWS_S3_ENDPOINT_URL", "").strip() or None,
+            # A save replaces the object whole (a PUT is atomic), never renames it.
+            "file_overwrite": True,
+            # Private objects: no ACL sent (the bucket's policy rules), signed URLs only.
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "artifacts": artifacts_storage(os.environ),
 }
 
 LOGGING = {
@@ -148,7 +192,10 @@ COINAPI_SYMBOL_IDS = coinapi_symbol_ids({}, os.environ.get("COINAPI_SYMBOL_IDS",
 # transport in var/queue/: nothing to install or run for one machine (`make run` starts a
 # worker beside the web server); every machine that runs a worker must then see that folder.
 JOBS_DIR = Path(os.environ.get("CRYPTOORACLE_JOBS_DIR", BASE_DIR / "var" / "queue"))
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://"
+# Heroku's Redis add-on sets REDIS_URL; CELERY_BROKER_URL wins when both are set.
+CELERY_BROKER_URL = (
+    os.environ.get("CELERY_BROKER_URL", "") or os.environ.get("REDIS_URL", "") or "filesystem://"
+)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(JOBS_DIR),
@@ -176,6 +223,7 @@ CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", str(6 * 36
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "cryptooracle")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(JOBS_DIR / "celerybeat-schedule")
 # Heartbeats: a running session or job writes one every JOB_HEARTBEAT_SECONDS; one silent for
 # JOB_LOST_AFTER_SECONDS is marked failed ("worker lost") by the next reaper pass.
 JOB_HEARTBEAT_SECONDS = float(os.environ.get("JOB_HEARTBEAT_SECONDS", "15"))

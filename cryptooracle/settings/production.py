@@ -5,7 +5,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import LOGGING, SECRET_KEY
+from .base import LOGGING, MODEL_WEIGHTS_DIR, SCALERS_DIR, SECRET_KEY
 
 DEBUG = False
 
@@ -28,6 +28,19 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
+
+# Model and scaler files: STORAGES["artifacts"] from base.py. A dyno's or instance's disk
+# does not outlive it, nor is it shared between machines: set ARTIFACTS_S3_BUCKET (and
+# AWS_S3_REGION_NAME, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) so models live in S3.
+if not os.environ.get("ARTIFACTS_S3_BUCKET", "").strip():
+    import logging
+
+    logging.getLogger(__name__).warning(
+        "ARTIFACTS_S3_BUCKET is not set: models and scalers are stored on this machine's "
+        "disk (%s, %s)",
+        MODEL_WEIGHTS_DIR,
+        SCALERS_DIR,
+    )
 
 # Heroku's and Elastic Beanstalk's log collectors read the process's stdout.
 LOGGING = {

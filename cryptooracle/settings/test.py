@@ -5,9 +5,11 @@ pointing at PostgreSQL, so both engines see the same tests.
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, database_from_environment
+from .base import BASE_DIR, STORAGES, database_from_environment
 
 DEBUG = False
 SECRET_KEY = "test-only-not-secret"
@@ -23,6 +25,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
+    **STORAGES,  # "artifacts" as in production (ARTIFACTS_S3_BUCKET picks S3)
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
@@ -30,3 +33,19 @@ STORAGES = {
 # Serve static files from the finders without a collectstatic run.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+
+# Jobs queued by tests that start no worker go to a queue folder of this test process, never
+# to the project's var/queue/ (which `make run`'s worker reads).
+JOBS_DIR = Path(
+    os.environ.get("CRYPTOORACLE_JOBS_DIR")
+    or Path(tempfile.gettempdir()) / f"cryptooracle-test-queue-{os.getpid()}"
+)
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "data_folder_in": str(JOBS_DIR),
+    "data_folder_out": str(JOBS_DIR),
+    "processed_folder": str(JOBS_DIR / "processed"),
+    "control_folder": str(JOBS_DIR / "control"),
+    "store_processed": False,
+    "polling_interval": 0.2,
+}

@@ -56,7 +56,7 @@ def forecast(session_id: str) -> ForecastResult:
     except TrainingInputError as error:
         raise ForecastError(str(error)) from error
     if session.status == TrainingSession.Status.RUNNING:
-        raise ForecastError(f"session {session.id} is still training")
+        session = _unless_lost(session)
     if not session.model_path and _last_predicted_time(session) is not None:
         # Sessions of the other kinds trained before the forecaster interface stored their
         # forecasts when fitted and kept no model file: only actual closes are left to fill.
@@ -137,6 +137,22 @@ def _stamp(rows: list[StockPrediction], *, newest) -> None:
     for row in rows:
         row.made_at = made_at
         row.live = newest is not None and row.time > newest
+
+
+def _unless_lost(session: TrainingSession) -> TrainingSession:
+    """A running session's process may be gone: check its heartbeat before answering."""
+    from predictor.services.jobs import reap_lost
+
+    reap_lost()
+    session.refresh_from_db()
+    if session.status != TrainingSession.Status.RUNNING:
+        return session  # marked failed (worker lost): the load below says so
+    beat = session.heartbeat_at or session.updated_at
+    seconds = (timezone.now() - beat).total_seconds()
+    raise ForecastError(
+        f"session {session.id} is still training (last heartbeat {seconds:.0f} s ago): "
+        "forecast it once it has succeeded"
+    )
 
 
 def _series(session: TrainingSession):

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from predictor.models import Backtest, Job, TrainingSession
@@ -78,6 +78,31 @@ def enqueue_now(kind: str, arguments: dict, **fields: Any) -> Job:
     """enqueue in its own transaction (for callers outside one, e.g. beat's task)."""
     with transaction.atomic():
         return enqueue(kind, arguments, **fields)
+
+
+def queue_hourly_update() -> Job | None:
+    """The schedule's job, at most once per hour however many beat processes call it.
+
+    Without a CoinAPI key there are no new bars to fetch: nothing is queued (logged). Two
+    beats (e.g. one per Elastic Beanstalk instance) may both call this: the job of the hour
+    has a unique `once_key`, so the database lets only the first one in.
+    """
+    if not settings.COINAPI_KEY:
+        logger.info("hourly update skipped: COINAPI_KEY is not set")
+        return None
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    try:
+        with transaction.atomic():
+            job = enqueue(
+                Job.Kind.UPDATE_PRODUCTION,
+                {"update_stocks": True},
+                label=f"hourly update {hour:%Y-%m-%d %H:00} UTC (schedule)",
+            )
+            Job.objects.filter(pk=job.pk).update(once_key=f"hourly-update:{hour:%Y-%m-%dT%H}")
+    except IntegrityError:
+        logger.info("hourly update of %s already queued by another beat", hour)
+        return None
+    return job
 
 
 def start_parent(kind: str, arguments: dict, **fields: Any) -> Job:
