@@ -75,11 +75,14 @@ class ForecastForm(SessionChoiceForm, DateRangeForm):
 
 def session_label(session) -> str:
     """'BTCUSD H · lstm · 2020-12-01 10:00 · 3f2a91c0' (a backtest's fold session adds
-    '· backtest fold 2, seed 7'): enough to tell sessions apart in a select."""
+    '· backtest fold 2, seed 7', and one not yet succeeded its status, '· failed'): enough to
+    tell sessions apart in a select."""
     label = (
         f"{session.symbol} {session.interval} · {session.model_kind} · "
         f"{session.created_at:%Y-%m-%d %H:%M} · {str(session.id)[:8]}"
     )
     if session.fold is not None:
         label += f" · backtest fold {session.fold}, seed {session.seed}"
+    if session.status != "succeeded":  # running or failed: listed, but nothing to draw yet
+        label += f" · {session.status}"
     return label

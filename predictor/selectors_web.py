@@ -122,21 +122,44 @@ def parse_session_id(text: str | None) -> uuid.UUID | None:
 
 
 def sessions(kind: str) -> list[TrainingSession]:
-    """Succeeded sessions of one kind, newest first: what a page lets you choose from."""
+    """Sessions of one kind, newest first: what a page lets you choose from.
+
+    Running and failed sessions are listed too (their label says so), so a session launched
+    from the jobs page is never missing from the list; choosing one shows a message instead
+    of charts (`unfinished_message`).
+    """
     return list(
-        TrainingSession.objects.filter(kind=kind, status=TrainingSession.Status.SUCCEEDED)
+        TrainingSession.objects.filter(kind=kind)
         .only(
             *("id", "kind", "symbol", "interval", "created_at", "version", "data_start"),
-            *("data_end", "model_kind", "fold", "seed"),
+            *("data_end", "model_kind", "fold", "seed", "status"),
         )
         .order_by("-created_at")
     )
 
 
+def default_session(choices: list[TrainingSession]) -> TrainingSession:
+    """The newest succeeded session of the list (the newest of any status if none is)."""
+    done = TrainingSession.Status.SUCCEEDED
+    return next((s for s in choices if s.status == done), choices[0])
+
+
 def session(kind: str, session_id: uuid.UUID) -> TrainingSession | None:
-    return TrainingSession.objects.filter(
-        pk=session_id, kind=kind, status=TrainingSession.Status.SUCCEEDED
-    ).first()
+    return TrainingSession.objects.filter(pk=session_id, kind=kind).first()
+
+
+def unfinished_message(session: TrainingSession) -> str | None:
+    """Why a session has nothing to draw yet: still running, or failed (and why); None once
+    it has succeeded."""
+    if session.status == TrainingSession.Status.SUCCEEDED:
+        return None
+    if session.status == TrainingSession.Status.RUNNING:
+        return (
+            f"Session {session.id} is still running: its charts appear once it has "
+            "succeeded (see its job on the Jobs page)."
+        )
+    reason = f": {session.error}" if session.error else "."
+    return f"Session {session.id} failed{reason} It has nothing to draw."
 
 
 def prediction_span(session: TrainingSession) -> tuple[datetime, datetime] | None:

@@ -89,7 +89,7 @@ def _chosen_session(params: QueryDict, kind: str, choices: list[TrainingSession]
     """The session named by ?session= (404 if malformed or unknown), else the newest."""
     raw = params.get("session")
     if not raw:
-        return choices[0]
+        return selectors_web.default_session(choices)
     key = selectors_web.parse_session_id(raw)
     found = selectors_web.session(kind, key) if key else None
     if found is None:
@@ -116,6 +116,8 @@ def forecast_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     context = {"form": form, "figures": {}, "session": session}
     if not form.is_valid():
         return context, 400
+    if unfinished := selectors_web.unfinished_message(session):  # running or failed
+        return context | {"session": None, "empty": unfinished}, 200
     start, end = form.range()
     context |= _live_context(session)
     data = selectors_web.forecast_data(session, start, end)
@@ -156,6 +158,8 @@ def evaluation_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     session = _chosen_session(params, TrainingSession.Kind.EVALUATION, choices)
     form = SessionChoiceForm({"session": str(session.id)}, sessions=choices)
     form.is_valid()
+    if unfinished := selectors_web.unfinished_message(session):  # running or failed
+        return {"form": form, "figures": {}, "empty": unfinished}, 200
     data = selectors_web.evaluation_predictions(session)
     figures = {}
     if not data.predictions.empty:

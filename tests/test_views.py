@@ -346,12 +346,16 @@ def test_an_evaluation_session_is_not_a_forecast_session(client, july):
     assert client.get(reverse("predictor:forecast"), {"session": evaluation.id}).status_code == 404
 
 
-def test_a_failed_session_is_not_offered(client, july):
+def test_a_failed_session_is_offered_with_its_status_and_no_chart(client, july):
+    """Failed sessions are listed, labelled failed, with a message instead of a chart."""
     session = make_session(PRODUCTION)
     TrainingSession.objects.filter(pk=session.pk).update(status=TrainingSession.Status.FAILED)
     response = client.get(reverse("predictor:forecast"))
-    assert b"No production sessions yet" in response.content
-    assert client.get(reverse("predictor:forecast"), {"session": session.id}).status_code == 404
+    assert f"{str(session.id)[:8]} · failed</option>".encode() in response.content
+    assert f"Session {session.id} failed.".encode() in response.content
+    assert response.context["figures"] == {}
+    chosen = client.get(reverse("predictor:forecast_data"), {"session": session.id})
+    assert chosen.status_code == 200 and chosen.json()["figures"] == {}
 
 
 @pytest.mark.parametrize(

@@ -153,4 +153,43 @@
   }
   document.querySelectorAll("table.sortable").forEach(sortable);
   if (payloadNode) draw(JSON.parse(payloadNode.textContent));
+
+  /* Jobs: a job's page (and the jobs list) asks its JSON twin for the job's state every
+   * POLL_MS while the job is queued or running, and redraws the details and the loss curve
+   * in place; it stops once the payload says nothing is active any more. */
+  var POLL_MS = 2000;
+  var polled = document.querySelector("[data-poll]");
+
+  function poll() {
+    fetch(polled.dataset.poll, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (response.status === 404 || response.status === 403) return null;
+        return response.json();
+      })
+      .then(function (body) {
+        if (!body) return;
+        draw(body);
+        polled.dataset.active = body.active ? "true" : "false";
+        if (body.status) polled.dataset.status = body.status;
+        if (body.active) setTimeout(poll, POLL_MS);
+      })
+      .catch(function () {
+        setTimeout(poll, POLL_MS * 2); // a restarting server: try again, a little later
+      });
+  }
+
+  if (polled && polled.dataset.active === "true") setTimeout(poll, POLL_MS);
+
+  /* The launch form shows the backtest's and the sweep's fields only when they apply. */
+  var launch = document.querySelector("form.launch");
+  function showChosenFields() {
+    var chosen = launch.querySelector("input[name=what]:checked");
+    launch.querySelectorAll("[data-show-for]").forEach(function (node) {
+      node.hidden = !chosen || node.dataset.showFor.split(" ").indexOf(chosen.value) < 0;
+    });
+  }
+  if (launch) {
+    launch.addEventListener("change", showChosenFields);
+    showChosenFields();
+  }
 })();
