@@ -38,11 +38,13 @@ class DateRangeForm(forms.Form):
         return cleaned
 
     def range(self) -> tuple[datetime, datetime]:
-        """[start, end) as aware UTC datetimes; the end day is included."""
-        return (
-            day_start(self.cleaned_data["start"]),
-            day_start(self.cleaned_data["end"]) + timedelta(days=1),
-        )
+        """[start, end) as aware UTC datetimes; the end day is included.
+
+        The last day a datetime can hold (9999-12-31) has no next day: such an end is read as
+        "to the end of time", one day short, rather than overflowing into a server error.
+        """
+        end = min(self.cleaned_data["end"], date.max - timedelta(days=1))
+        return (day_start(self.cleaned_data["start"]), day_start(end) + timedelta(days=1))
 
 
 class PriceForm(DateRangeForm):

@@ -151,21 +151,26 @@ def test_index_says_how_to_load_data_when_empty(client):
     assert b"import_stocks" in response.content
 
 
-def test_the_development_site_serves_the_index_with_the_debug_toolbar(tmp_path):
-    """What `make run` serves: development settings, dev dependencies switched on."""
+@pytest.mark.parametrize(("toolbar", "shown"), [("", "False"), ("1", "True")])
+def test_the_development_site_shows_the_debug_toolbar_only_when_asked(tmp_path, toolbar, shown):
+    """What `make run` serves: development settings; the toolbar with DEBUG_TOOLBAR=1 only,
+    and then collapsed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
     env |= {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}",
         "DJANGO_SETTINGS_MODULE": "cryptooracle.settings",
+        "DEBUG_TOOLBAR": toolbar,
     }
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=300
     )
     script = (
         "import django; django.setup()\n"
+        "from django.conf import settings\n"
         "from django.test import Client\n"
         "response = Client().get('/', REMOTE_ADDR='127.0.0.1', HTTP_HOST='127.0.0.1')\n"
-        "print(response.status_code, b'djDebug' in response.content)\n"
+        "collapsed = getattr(settings, 'DEBUG_TOOLBAR_CONFIG', {}).get('SHOW_COLLAPSED')\n"
+        "print(response.status_code, b'djDebug' in response.content, collapsed)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script],
@@ -175,4 +180,5 @@ def test_the_development_site_serves_the_index_with_the_debug_toolbar(tmp_path):
         text=True,
         timeout=120,
     )
-    assert result.stdout.split() == ["200", "True"], result.stderr[-2000:]
+    expected = ["200", shown, "True" if shown == "True" else "None"]
+    assert result.stdout.split() == expected, result.stderr[-2000:]

@@ -5,6 +5,7 @@ when installed, so a production-style install (`--only main`) can still run this
 """
 
 import importlib.util
+import os
 import sys
 
 from .base import *  # noqa: F403
@@ -18,9 +19,12 @@ INTERNAL_IPS = ["127.0.0.1"]
 if importlib.util.find_spec("django_extensions"):
     INSTALLED_APPS = [*INSTALLED_APPS, "django_extensions"]
 
-if importlib.util.find_spec("debug_toolbar"):
+# The debug toolbar only when asked for (DEBUG_TOOLBAR=1), and then collapsed to its handle:
+# open, it covers a fifth of a laptop screen and most of a phone's.
+if os.environ.get("DEBUG_TOOLBAR") == "1" and importlib.util.find_spec("debug_toolbar"):
     INSTALLED_APPS = [*INSTALLED_APPS, "debug_toolbar"]
     MIDDLEWARE = ["debug_toolbar.middleware.DebugToolbarMiddleware", *MIDDLEWARE]
+    DEBUG_TOOLBAR_CONFIG = {"SHOW_COLLAPSED": True}
 
 # Colour only on a terminal: the console handler writes to stderr, and when that is a file or
 # a pipe (cron, `2>> update.log`, a CI log) colour codes would only be noise in the text.
