@@ -618,3 +618,18 @@ def test_the_newest_bar_is_marked_provisional_on_the_chart_that_holds_it(client,
     )
     earlier = json.loads(client.get(url, {"start": "2020-07-01", "end": "2020-07-13"}).content)
     assert "Provisional" not in earlier["html"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/?symbol=BTCUSD&start=1900-01-01&end=9999-12-31",
+        "/api/prices/?symbol=BTCUSD&start=2020-07-01&end=9999-12-31",
+        "/forecast/?start=0001-01-01&end=9999-12-31",
+        "/api/forecast/?start=2020-07-01&end=9999-12-31",
+    ],
+)
+def test_the_widest_dates_a_form_accepts_never_answer_500(client, july, url):
+    make_session(TrainingSession.Kind.PRODUCTION)
+    response = client.get(url)
+    assert response.status_code == 200, response.content[:300]
