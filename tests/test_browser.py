@@ -250,3 +250,68 @@ def test_evaluation_page(page, live_server, bars):
     assert f"session={worse.id}" in page.url
     shoot(page, "evaluation-worse")
     assert page.console_errors == []
+
+
+@pytest.fixture
+def job_bars(tmp_path):
+    import_days(tmp_path, BTC_FILE, "2020-07-01", "2020-07-05")
+
+
+def test_launch_a_session_and_watch_it_finish(page, live_server, job_bars, workers):
+    """Log in as staff, launch a tiny LSTM session from the form, and watch its job's page
+    follow a real worker: status to succeeded, the loss curve drawn from the polled JSON."""
+    from django.contrib.auth.models import User
+
+    from predictor.models import Job
+
+    User.objects.create_user("operator", password="pw", is_staff=True)
+    workers.start()
+    page.goto(f"{live_server.url}/jobs/new/")
+    assert "/accounts/login/" in page.url  # the launch page asks for a login first
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "pw")
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/jobs/new/")
+    assert page.is_hidden("fieldset[data-show-for='backtest sweep']")
+
+    # A bad window first: the command's message, nothing queued.
+    page.select_option("#id_symbol", "BTCUSD")
+    page.select_option("#id_model_kind", "lstm")
+    page.fill("#id_window", "500")
+    page.click("button[data-launch]")
+    assert "too few bars: 120 bars" in page.inner_text("[data-errors]")
+    assert Job.objects.count() == 0
+    assert all("status of 400" in error for error in page.console_errors)  # the refused POST
+    page.console_errors.clear()
+    shoot(page, "job-launch-refused")
+
+    for field, value in (("window", "12"), ("units", "4"), ("epochs", "2"), ("seed", "1")):
+        page.fill(f"#id_{field}", value)
+    page.fill("#id_batch_size", "16")
+    page.click("button[data-launch]")
+    page.wait_for_url(f"{live_server.url}/jobs/*/")
+    job = Job.objects.get()
+    assert page.url.endswith(f"/jobs/{job.id}/")
+    assert "train lstm BTCUSD H (evaluation)" in page.inner_text("h1")
+    page.evaluate("window.notReloaded = true")
+
+    page.wait_for_selector("[data-poll][data-status='succeeded']", timeout=180_000)
+    # Redrawn in place from the polled JSON, never reloaded.
+    assert page.evaluate("window.notReloaded") is True
+    assert page.evaluate("Number(document.body.dataset.draws)") >= 2
+    assert page.inner_text("[data-job-status]") == "succeeded"
+    assert page.inner_text("[data-job-progress]") == "epoch 2/2"
+    assert trace_points(page, "chart-loss")["loss"] == 2
+    assert page.query_selector("button[data-cancel]") is None  # nothing left to cancel
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.session.status == "succeeded"
+    link = page.get_attribute("[data-session-link]", "href")
+    assert link == f"/evaluation/?session={job.session_id}"
+    shoot(page, "job-finished")
+
+    # The jobs list shows it, and the evaluation page lists its session.
+    page.goto(f"{live_server.url}/jobs/")
+    assert "succeeded" in page.inner_text(f"tr[data-job='{job.id}']")
+    page.goto(f"{live_server.url}{link}")
+    assert page.input_value("#id_session") == str(job.session_id)
+    assert page.console_errors == []
