@@ -5,8 +5,6 @@ production sessions print their live record: the forecasts made before their bar
 scored once the bars arrived (predictor.selectors_live).
 """
 
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 
 from predictor.management.commands.evaluate import describe
@@ -17,7 +15,6 @@ from predictor.services.evaluation import EvaluationError, evaluate
 from predictor.services.forecasting import ForecastError, forecast
 from predictor.services.jobs import enqueue_now
 from predictor.services.training import TrainingInputError, get_session
-from utils.forecasters import forecaster_class
 
 
 def describe_live(record: dict, session_id: str) -> list[str]:
@@ -121,24 +118,19 @@ class Command(BaseCommand):
 
 def queueable_session(session_id: str) -> TrainingSession:
     """The session a queued forecast can run on, checked as `forecast` checks it first (it
-    exists, is not training, its files are there), so a bad id fails here, not in a worker."""
+    exists, is not training, has a model recorded), so a bad id fails here, not in a worker.
+
+    Whether the model file can be read is left to the worker (it may be on another machine's
+    storage): a job that cannot read it fails naming the file.
+    """
     try:
         session = get_session(session_id)
     except TrainingInputError as error:
         raise CommandError(str(error)) from error
     if session.status == TrainingSession.Status.RUNNING:
         raise CommandError(f"session {session.id} is still training")
-    if not session.model_path and session.predictions.exists():
-        return session  # an old session without a model file: only actual closes to fill
-    kind = forecaster_class(session.model_kind)
-    named = [("model", session.model_path)]
-    if kind.uses_scaler:
-        named.append(("scaler", session.scaler_path))
-    failed = session.status == TrainingSession.Status.FAILED
-    why = f" (the session failed: {session.error})" if failed else ""
-    for what, path in named:
-        if not path:
-            raise CommandError(f"session {session.id}: ({what} file): none recorded{why}")
-        if not Path(path).is_file():
-            raise CommandError(f"session {session.id}: {path}: file not found{why}")
+    if not session.model_path and not session.predictions.exists():
+        failed = session.status == TrainingSession.Status.FAILED
+        why = f" (the session failed: {session.error})" if failed else ""
+        raise CommandError(f"session {session.id}: (model file): none recorded{why}")
     return session
