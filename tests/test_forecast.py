@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from predictor.models import Stock, StockPrediction, TrainingSession
-from tests.training_support import BTC_FILE, import_days, train_model
+from tests.training_support import BTC_FILE, import_days, stored_path, train_model
 
 pytestmark = pytest.mark.django_db
 
@@ -45,10 +45,10 @@ def test_evaluation_forecast_matches_the_reloaded_model(tmp_path, artifact_dirs)
 
     import keras
 
-    state = json.loads(Path(session.scaler_path).read_text())
+    state = json.loads(stored_path(session.scaler_path).read_text())
     closes = np.array([b.close for b in bars])
     window = (closes[-13:-1] - state["center_"][0]) / state["scale_"][0]
-    model = keras.models.load_model(session.model_path)
+    model = keras.models.load_model(stored_path(session.model_path))
     scaled = model.predict(window[None, :, None].astype("float32"), verbose=0)[0, 0]
     expected = scaled * state["scale_"][0] + state["center_"][0]
     assert rows[-1].predicted_close == pytest.approx(expected, rel=1e-5)
@@ -148,7 +148,7 @@ def test_tampered_files_stop_the_forecast_with_one_line(
     """Today's silent failure: a scale of 0 stored identical predictions for every bar."""
     import_days(tmp_path, BTC_FILE, "2020-07-01", "2020-07-03")
     session, _ = train_model("-N", "BTCUSD", *TINY)
-    path = Path(getattr(session, which))
+    path = stored_path(getattr(session, which))
     tamper(path)
     with pytest.raises(CommandError, match=reason) as caught:
         forecast(session.id)
@@ -160,7 +160,7 @@ def test_session_without_files_is_refused(tmp_path, artifact_dirs):
     import_days(tmp_path, BTC_FILE, "2020-07-01", "2020-07-03")
     session, _ = train_model("-N", "BTCUSD", *TINY)
     for path in (session.model_path, session.scaler_path):
-        Path(path).unlink()
+        stored_path(path).unlink()
     with pytest.raises(CommandError, match=rf"{session.id}\.keras: file not found$"):
         forecast(session.id)
     TrainingSession.objects.filter(pk=session.pk).update(status="failed", error="OSError: disk")

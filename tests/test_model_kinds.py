@@ -15,7 +15,7 @@ from django.db.models import F
 
 from predictor.models import Evaluation, Stock, StockPrediction
 from predictor.selectors_evaluation import leaderboard
-from tests.training_support import BTC_FILE, import_days, run_command, train_model
+from tests.training_support import BTC_FILE, import_days, run_command, stored_path, train_model
 from utils.forecasters import MODEL_KINDS, forecaster_class
 
 pytestmark = pytest.mark.django_db
@@ -107,7 +107,7 @@ def test_sessions_stored_before_the_interface_only_get_actual_closes(bars, artif
     fitted and kept no model file: forecast fills their actual closes and predicts nothing."""
     session, _ = train_model("-N", "BTCUSD", "-M", "linear", *TINY, "--seed", "1")
     run_command("forecast", "-T", str(session.id))
-    Path(session.model_path).unlink()
+    stored_path(session.model_path).unlink()
     type(session).objects.filter(pk=session.pk).update(model_path="", scaler_path="")
     first = StockPrediction.objects.filter(session=session).order_by("time").first()
     StockPrediction.objects.filter(pk=first.pk).update(actual_close=None)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from tests.training_support import (
     ETH_FILE,
     files_in,
     import_days,
+    stored_path,
     train_model,
 )
 
@@ -81,8 +81,9 @@ def test_evaluation_session_records_files_and_honest_scores(bars, artifact_dirs)
     assert len(session.loss_history) == 1 and len(session.loss_history[0]["loss"]) == 1
     assert {"tensorflow", "keras", "numpy"} <= set(session.library_versions)
     assert files_in(models, scalers) == [f"{session.id}.json", f"{session.id}.keras"]
-    assert Path(session.model_path).parent == models
-    assert json.loads(Path(session.scaler_path).read_text())["name"] == "minmax"
+    assert session.model_path == f"model_weights/{session.id}.keras"  # a storage name
+    assert stored_path(session.model_path).parent == models
+    assert json.loads(stored_path(session.scaler_path).read_text())["name"] == "minmax"
     assert str(session.id) in printed and "linear_regression" in printed
 
     # The same windows, split, scaler and baselines, built independently.
@@ -122,7 +123,7 @@ def test_evaluation_session_records_files_and_honest_scores(bars, artifact_dirs)
     # The saved model, reloaded, reproduces the recorded model scores.
     import keras
 
-    model = keras.models.load_model(session.model_path)
+    model = keras.models.load_model(stored_path(session.model_path))
     predicted = model.predict(scale(inputs[test])[..., None].astype("float32"), verbose=0)
     prices = scaler.inverse_transform(predicted.astype("float64"))[:, 0]
     expected = independent_scores(actual[test], prices, last[test], naive)
@@ -154,7 +155,7 @@ def test_multivariate_log_returns_from_another_symbol(bars, artifact_dirs):
         *("--features", "close_volume", "--target", "log_return", "-C", "standard"),
         *("--other-symbols", "BTCUSD", "--seed", "3"),
     )
-    scaler = json.loads(Path(session.scaler_path).read_text())
+    scaler = json.loads(stored_path(session.scaler_path).read_text())
     assert scaler["context"]["columns"] == [
         "ETHUSD_close",
         "ETHUSD_volume",
@@ -187,8 +188,8 @@ def test_production_session_and_update(bars, artifact_dirs):
     session, _ = train_model(*JULY[:4], "-E", "2020-07-10", "-V", "false", *TINY, "--seed", "5")
     assert session.kind == "production" and "test" not in session.metrics
     assert session.train_end == session.data_end and session.test_start is None
-    old_model = Path(session.model_path).read_bytes()
-    old_scaler = Path(session.scaler_path).read_text()
+    old_model = stored_path(session.model_path).read_bytes()
+    old_scaler = stored_path(session.scaler_path).read_text()
 
     with pytest.raises(CommandError, match="only -E, -P and --seed"):
         train_model("-X", str(session.id), "-W", "5")
@@ -200,10 +201,10 @@ def test_production_session_and_update(bars, artifact_dirs):
     assert len(updated.loss_history[1]["loss"]) == 2
     assert "update_v2" in updated.metrics and "update_v2" in printed
     archived = updated.archived_artifacts[0]
-    assert Path(archived["model_path"]).read_bytes() == old_model
-    assert Path(archived["scaler_path"]).read_text() == old_scaler
-    assert Path(updated.scaler_path).read_text() == old_scaler  # the scaler is kept
-    assert Path(updated.model_path).read_bytes() != old_model
+    assert stored_path(archived["model_path"]).read_bytes() == old_model
+    assert stored_path(archived["scaler_path"]).read_text() == old_scaler
+    assert stored_path(updated.scaler_path).read_text() == old_scaler  # the scaler is kept
+    assert stored_path(updated.model_path).read_bytes() != old_model
     assert files_in(models, scalers) == sorted(
         [
             f"{session.id}.keras",

@@ -47,5 +47,12 @@ def artifacts_under(tmp_path: Path):
         yield models, scalers
 
 
+def stored_path(name: str) -> Path:
+    """The local file behind a stored artifact's name (the default file storage)."""
+    from predictor.services import artifacts
+
+    return Path(artifacts.storage().path(name))
+
+
 def files_in(*folders: Path) -> list[str]:
     return sorted(p.name for folder in folders if folder.exists() for p in folder.iterdir())

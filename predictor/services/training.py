@@ -8,20 +8,18 @@ Ctrl-C included, marks it failed and removes the files this run wrote.
 from __future__ import annotations
 
 import secrets
-import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from django.conf import settings
 from django.utils import timezone
 
 from predictor.models import TrainingSession
 from predictor.selectors import NoBarsError, get_bars, stored_symbols
+from predictor.services import artifacts
 from predictor.services.sessions import session_run
 from utils import lstm
 from utils.features import (
@@ -35,7 +33,6 @@ from utils.features import (
     model_values,
 )
 from utils.forecasters import MODEL_KINDS, ArtifactError, Forecaster, TrainingPart, forecaster_class
-from utils.forecasters.base import temporary_path
 from utils.metrics import naive_scale, scores
 from utils.timeframes import interval_seconds
 
@@ -269,23 +266,26 @@ def train(
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     config = replace(config, seed=seed)
     session = create_session(config, data)
-    with session_run(session) as written:
-        forecaster = make_forecaster(config, on_epoch).fit(training_part(data))
-        metrics = {"train": score_part(forecaster, data.train, data, config)}
-        if config.evaluation:
-            metrics["test"] = score_part(forecaster, data.test, data, config)
-        model_path = model_file(session.id, forecaster.model_suffix)
-        scaler_path = scaler_file(session.id) if forecaster.uses_scaler else None
-        written.extend([model_path] + ([scaler_path] if scaler_path else []))
-        forecaster.save(model_path, scaler_path)
-        history = getattr(forecaster, "history_", None) or {}
-        session.loss_history = (
-            [{"version": 1, "epochs": config.epochs, **history}] if history else []
-        )
-        session.library_versions = forecaster.library_versions()
-        session.metrics = metrics
-        session.model_path = str(model_path)
-        session.scaler_path = str(scaler_path or "")
+    stored: list[str] = []
+    try:
+        with session_run(session):
+            forecaster = make_forecaster(config, on_epoch).fit(training_part(data))
+            metrics = {"train": score_part(forecaster, data.train, data, config)}
+            if config.evaluation:
+                metrics["test"] = score_part(forecaster, data.test, data, config)
+            model_path, scaler_path = store_forecaster(forecaster, session.id, stored)
+            history = getattr(forecaster, "history_", None) or {}
+            session.loss_history = (
+                [{"version": 1, "epochs": config.epochs, **history}] if history else []
+            )
+            session.library_versions = forecaster.library_versions()
+            session.metrics = metrics
+            session.model_path = model_path
+            session.scaler_path = scaler_path
+    except BaseException:
+        # session_run marked the session failed: what this run stored goes too.
+        artifacts.discard(*stored)
+        raise
     return session
 
 
@@ -378,16 +378,40 @@ def training_scale(data: TrainingData) -> float | None:
 
 
 # Artifacts ------------------------------------------------------------------------------------
+# Files go through the storage STORAGES["artifacts"] (predictor.services.artifacts): the
+# session rows hold storage names, never a path on the disk of the machine that trained.
 
 
-def model_file(session_id: uuid.UUID, suffix: str, version: int | None = None) -> Path:
-    tag = f".v{version}" if version else ""
-    return Path(settings.MODEL_WEIGHTS_DIR) / f"{session_id}{tag}{suffix}"
+def model_file(session_id: uuid.UUID, suffix: str, version: int | None = None) -> str:
+    """The storage name of a session's model ('model_weights/<id>[.v<N>]<suffix>')."""
+    return artifacts.model_name(session_id, suffix, version)
 
 
-def scaler_file(session_id: uuid.UUID, version: int | None = None) -> Path:
-    tag = f".v{version}" if version else ""
-    return Path(settings.SCALERS_DIR) / f"{session_id}{tag}.json"
+def scaler_file(session_id: uuid.UUID, version: int | None = None) -> str:
+    """The storage name of a session's scaler ('scalers/<id>[.v<N>].json')."""
+    return artifacts.scaler_name(session_id, version)
+
+
+def store_forecaster(
+    forecaster: Forecaster, session_id: uuid.UUID, stored: list[str]
+) -> tuple[str, str]:
+    """Save a fitted forecaster's files into the storage; return (model name, scaler name).
+
+    The forecaster writes into a temporary local folder; each file is then stored whole
+    under its final name. Each name is appended to `stored` before its file is sent, so the
+    caller can remove what a failed run left.
+    """
+    model = model_file(session_id, forecaster.model_suffix)
+    scaler = scaler_file(session_id) if forecaster.uses_scaler else ""
+    with artifacts.staging() as folder:
+        local_model = artifacts.staged_path(folder, model)
+        local_scaler = artifacts.staged_path(folder, scaler) if scaler else None
+        forecaster.save(local_model, local_scaler)
+        for name, local in ((model, local_model), (scaler, local_scaler)):
+            if name:
+                stored.append(name)
+                artifacts.save(name, local)
+    return model, scaler
 
 
 def remove_session_files(session: TrainingSession) -> None:
@@ -396,15 +420,10 @@ def remove_session_files(session: TrainingSession) -> None:
     A production session being updated keeps its previous model (its files are only ever
     replaced whole), so only the temporary files of the lost run go.
     """
-    folders = {Path(settings.MODEL_WEIGHTS_DIR), Path(settings.SCALERS_DIR)}
-    for folder in folders:
-        if folder.is_dir():
-            for leftover in folder.glob(f".{session.id}*"):
-                leftover.unlink(missing_ok=True)
+    artifacts.remove_temporaries(session.id)
     if session.version == 1 and session.backtest_id is None:
         suffix = forecaster_class(session.model_kind).model_suffix
-        model_file(session.id, suffix).unlink(missing_ok=True)
-        scaler_file(session.id).unlink(missing_ok=True)
+        artifacts.discard(model_file(session.id, suffix), scaler_file(session.id))
 
 
 def load_forecaster(
@@ -415,18 +434,19 @@ def load_forecaster(
 ) -> Forecaster:
     """The session's fitted forecaster, or ArtifactError naming the file at fault.
 
-    An update passes its config, so the loaded forecaster trains on with the update's epochs
-    and seed (the rest of the session's settings are kept by session_config).
+    The files are fetched from the storage into a temporary folder (rows from before the
+    storage, holding absolute paths, are read from the disk). An update passes its config,
+    so the loaded forecaster trains on with the update's epochs and seed (the rest of the
+    session's settings are kept by session_config).
     """
     source = config if config is not None else session
     options = {name: getattr(source, name) for name in _SESSION_FLAGS}
-    return forecaster_class(session.model_kind).load(
-        session.model_path,
-        session.scaler_path or None,
-        **options,
-        seed=source.seed,
-        on_epoch=on_epoch,
-    )
+    kind = forecaster_class(session.model_kind)
+    scaler = session.scaler_path if kind.uses_scaler else ""
+    with artifacts.fetched(session.model_path, scaler) as (model_local, scaler_local):
+        return kind.load(
+            model_local, scaler_local or None, **options, seed=source.seed, on_epoch=on_epoch
+        )
 
 
 # Updating a production session ----------------------------------------------------------------
@@ -476,7 +496,7 @@ def prepare_update(
             f"session {session.id} is an evaluation session; only production sessions "
             "(-V false) can be updated"
         )
-    if not session.model_path or not Path(session.model_path).is_file():
+    if not artifacts.exists(session.model_path):
         raise TrainingInputError(f"session {session.id} has no saved model to update")
     if not forecaster_class(session.model_kind).production:
         raise TrainingInputError(f"{session.model_kind} sessions cannot be updated")
@@ -528,7 +548,14 @@ def update(
         history = forecaster.update(data.train)
         new_version = session.version + 1
         archived = _archive(session)
-        forecaster.save_model_only(Path(session.model_path))
+        model_path = model_file(session.id, forecaster.model_suffix)
+        with artifacts.staging() as folder:
+            local = forecaster.save_model_only(artifacts.staged_path(folder, model_path))
+            artifacts.save(model_path, local)
+        if artifacts.is_local_path(session.scaler_path):
+            # A row from before the storage: its scaler joins the model in the storage.
+            session.scaler_path = artifacts.copy(session.scaler_path, scaler_file(session.id))
+        session.model_path = model_path
         index = data.series.frame.index
         session.metrics = {
             **session.metrics,
@@ -550,7 +577,7 @@ def update(
 
 
 def _archive(session: TrainingSession) -> dict:
-    """Copy the current files to '<id>.v<version>.*' (atomically) and describe them."""
+    """Copy the current files to '<id>.v<version>.*' through the storage; describe them."""
     entry = {
         "version": session.version,
         "data_end": session.data_end.isoformat(),
@@ -561,11 +588,6 @@ def _archive(session: TrainingSession) -> dict:
         ("model_path", session.model_path, model_file(session.id, suffix, session.version)),
         ("scaler_path", session.scaler_path, scaler_file(session.id, session.version)),
     ):
-        temporary = temporary_path(target)
-        try:
-            shutil.copyfile(source, temporary)
-            temporary.replace(target)
-        finally:
-            temporary.unlink(missing_ok=True)
-        entry[key] = str(target)
+        if source:
+            entry[key] = artifacts.copy(source, target)
     return entry
