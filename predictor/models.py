@@ -60,6 +60,48 @@ class Stock(models.Model):
         return f"{self.symbol} {self.bar_length} {self.time:%Y-%m-%d %H:%M} close={self.close}"
 
 
+class StockRollup(models.Model):
+    """One bucket of a stored series aggregated to a coarser bar length (hourly, daily).
+
+    Kept current by the code that writes bars (services.bars), bucket by bucket, the way
+    TimescaleDB's continuous aggregates are: an hourly chart of two million minute bars then
+    reads 33,000 rows instead of aggregating two million. A rollup is of what is stored: a
+    bucket whose finer bars are incomplete holds what they give (`bar_count` says how many),
+    and a bucket holding a provisional bar is provisional. Never edited by hand: rebuild
+    with `manage.py rebuild_rollups` if bars were written past services.bars.
+    """
+
+    symbol = models.CharField(max_length=32)
+    source_bar_length = models.CharField(
+        max_length=8, help_text="The stored series aggregated, e.g. 1m."
+    )
+    bar_length = models.CharField(max_length=8, help_text="The rollup's bar length: 1h or 1d.")
+    time = models.DateTimeField(help_text="Opening time of the bucket, UTC.")
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField()
+    bar_count = models.PositiveIntegerField(help_text="Stored bars the bucket was built from.")
+    provisional = models.BooleanField(
+        default=False, db_default=False, help_text="The bucket holds a provisional bar."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["symbol", "source_bar_length", "bar_length", "time"],
+                name="stock_rollup_unique_bucket",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.symbol} {self.source_bar_length}->{self.bar_length} "
+            f"{self.time:%Y-%m-%d %H:%M} close={self.close}"
+        )
+
+
 class TrainingSession(models.Model):
     """One train_model run: its flags, data, status, loss history, scores and artifacts.
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 
-from predictor.models import Stock
 from predictor.selectors_audit import (
     REASONS,
     BadBars,
@@ -23,6 +22,7 @@ from predictor.selectors_audit import (
     untrustworthy_bars,
     untrustworthy_condition,
 )
+from predictor.services.bars import delete_bars_where
 
 EXAMPLES_SHOWN = 3
 
@@ -53,10 +53,7 @@ def delete_untrustworthy_bars(scope: Scope, *, now: datetime) -> list[Deleted]:
         if not listed:
             return []
         condition, params = untrustworthy_condition(scope, now=now)
-        table = connection.ops.quote_name(Stock._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {table} WHERE {condition}", params)
-            deleted = cursor.rowcount
+        deleted = delete_bars_where(condition, params)  # rollups of those buckets refreshed
         expected = sum(item.bars.count for item in listed)
         if deleted != expected:
             raise BarsChangedError(

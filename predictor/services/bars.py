@@ -7,13 +7,16 @@ live in one place:
   constraint plus INSERT OR IGNORE / ON CONFLICT DO NOTHING), not by a read-then-write race;
 - except a provisional bar: a series' newest bar, possibly still forming when it was stored.
   The next batch that holds its time replaces it with the complete bar;
-- a series keeps to one exchange unless the user asks to mix them (`check_same_exchange`).
+- a series keeps to one exchange unless the user asks to mix them (`check_same_exchange`);
+- the series' rollups (hourly and daily buckets, services.rollups) are refreshed for the
+  buckets a batch touched, in the batch's transaction; deleting bars goes through
+  `delete_bars_where` for the same reason.
 
 Why not `bulk_create(ignore_conflicts=True)`: it builds a model instance per row and a
 multi-row INSERT per batch, several times slower than the engines' own bulk paths, and it
 cannot say how many rows were really inserted. We use the fastest path each engine has
 (sqlite3 executemany; PostgreSQL COPY into a staging table) and keep bulk_create as the
-fallback for other engines.
+fallback for other engines. The SQL that differs by engine lives in predictor.sql.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import numpy as np
 import pandas as pd
 from django.db import connection, transaction
 
-from predictor.models import Stock
+from predictor import sql
+from predictor.models import Stock, StockRollup
+from predictor.services.rollups import refresh_rollups
 
 BAR_VALUE_FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -80,9 +85,29 @@ def insert_bars(
         confirmed, changed = _replace_provisional(key, bars)
         new = bars[~bars["time"].isin(confirmed)] if confirmed else bars
         inserted = _insert_new(key, new) if len(new) else 0
-        if provisional_time is not None:
-            _mark_provisional(key, pd.Timestamp(provisional_time), bars)
+        marked = provisional_time is not None and _mark_provisional(
+            key, pd.Timestamp(provisional_time), bars
+        )
+        if inserted or confirmed or marked:
+            refresh_rollups(key.symbol, key.bar_length, bars["time"])
     return InsertResult(inserted, changed)
+
+
+def delete_bars_where(condition: str, params: list) -> int:
+    """DELETE the bars matching a raw SQL condition on the bar table, refresh the rollup
+    buckets they were in, and return how many were deleted; one transaction.
+
+    The times are read first, so only the buckets that lose a bar are aggregated again.
+    """
+    table = sql.quote(Stock._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT symbol, bar_length, time FROM {table} WHERE {condition}", params)
+        doomed = pd.DataFrame(cursor.fetchall(), columns=["symbol", "bar_length", "time"])
+        cursor.execute(f"DELETE FROM {table} WHERE {condition}", params)
+        deleted = cursor.rowcount
+        for (symbol, bar_length), rows in doomed.groupby(["symbol", "bar_length"]):
+            refresh_rollups(symbol, bar_length, rows["time"].tolist())
+    return deleted
 
 
 def series_queryset(symbol: str, bar_length: str):
@@ -90,9 +115,9 @@ def series_queryset(symbol: str, bar_length: str):
 
 
 def _insert_new(key: SeriesKey, bars: pd.DataFrame) -> int:
-    if connection.vendor == "sqlite":
+    if sql.vendor() == "sqlite":
         return _insert_sqlite(key, bars)
-    if connection.vendor == "postgresql":
+    if sql.vendor() == "postgresql":
         return _insert_postgresql(key, bars)
     return _insert_generic(key, bars)
 
@@ -122,11 +147,13 @@ def _replace_provisional(key: SeriesKey, bars: pd.DataFrame) -> tuple[list[pd.Ti
     return confirmed, changed
 
 
-def _mark_provisional(key: SeriesKey, time: pd.Timestamp, bars: pd.DataFrame) -> None:
-    """The batch's bar at `time` is provisional while nothing newer is stored."""
+def _mark_provisional(key: SeriesKey, time: pd.Timestamp, bars: pd.DataFrame) -> bool:
+    """The batch's bar at `time` is provisional while nothing newer is stored; says whether
+    a bar was marked."""
     series = series_queryset(key.symbol, key.bar_length)
     if (bars["time"] == time).any() and not series.filter(time__gt=time).exists():
-        series.filter(time=time).update(provisional=True)
+        return series.filter(time=time).update(provisional=True) > 0
+    return False
 
 
 def series_exchange(symbol: str, bar_length: str) -> str | None:
@@ -151,15 +178,11 @@ def check_same_exchange(
 
 
 def refresh_planner_statistics() -> None:
-    """Let the query planner see a bulk load at once instead of after autovacuum's delay.
-
-    Without fresh statistics PostgreSQL plans the resampling query for a nearly empty table
-    and picks sorts that spill to disk; ANALYZE samples the table and takes well under a
-    second. SQLite's planner needs no statistics for these queries.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f'ANALYZE "{Stock._meta.db_table}"')
+    """Let the query planner see a bulk load at once instead of after autovacuum's delay
+    (see sql.analyze): the bars and their rollups."""
+    with connection.cursor() as cursor:
+        for statement in sql.analyze([Stock._meta.db_table, StockRollup._meta.db_table]):
+            cursor.execute(statement)
 
 
 def sqlite_datetime_text(times: pd.Series) -> np.ndarray:
@@ -193,17 +216,28 @@ def _insert_sqlite(key: SeriesKey, bars: pd.DataFrame) -> int:
             strict=False,
         )
     )
-    # INSERT OR IGNORE also ignores a NOT NULL violation, so every column is named.
-    sql = (
-        f'INSERT OR IGNORE INTO "{table}" '
-        '("symbol", "bar_length", "time", "open", "high", "low", "close", "volume", '
-        '"exchange", "source", "provisional") '
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0)"
+    statement = sql.insert_ignoring_conflicts(
+        table,
+        _STOCK_COLUMNS,
+        f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {sql.false()})",
+        conflict=_STOCK_KEY,
     )
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(statement, rows)
         return cursor.rowcount
 
+
+_STOCK_COLUMNS = (
+    "symbol",
+    "bar_length",
+    "time",
+    *BAR_VALUE_FIELDS,
+    "exchange",
+    "source",
+    "provisional",
+)
+_STOCK_KEY = ("symbol", "bar_length", "time")
+_STAGING = "stock_import_staging"
 
 _PG_EPOCH = np.datetime64("2000-01-01T00:00:00", "us")
 _PG_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + np.array([0, 0], dtype=">i4").tobytes()
@@ -234,25 +268,21 @@ def postgresql_binary_copy(bars: pd.DataFrame) -> io.BytesIO:
 def _insert_postgresql(key: SeriesKey, bars: pd.DataFrame) -> int:
     table = Stock._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS stock_import_staging ("
-            "time timestamptz, open double precision, high double precision, "
-            "low double precision, close double precision, volume double precision"
-            ") ON COMMIT DELETE ROWS"
-        )
+        cursor.execute(sql.postgresql_staging_table(_STAGING))
         # ON COMMIT only empties the table when the outermost transaction ends; inside a
         # caller's atomic() block the previous batch would still be there.
-        cursor.execute("TRUNCATE stock_import_staging")
+        cursor.execute(f"TRUNCATE {_STAGING}")
         cursor.cursor.copy_expert(
-            "COPY stock_import_staging FROM STDIN WITH (FORMAT binary)",
-            postgresql_binary_copy(bars),
+            f"COPY {_STAGING} FROM STDIN WITH (FORMAT binary)", postgresql_binary_copy(bars)
         )
         cursor.execute(
-            f'INSERT INTO "{table}" ("symbol", "bar_length", "time", "open", "high", "low", '
-            '"close", "volume", "exchange", "source", "provisional") '
-            "SELECT %s, %s, time, open, high, low, close, volume, %s, %s, FALSE "
-            "FROM stock_import_staging "
-            'ON CONFLICT ("symbol", "bar_length", "time") DO NOTHING',
+            sql.insert_ignoring_conflicts(
+                table,
+                _STOCK_COLUMNS,
+                "SELECT %s, %s, time, open, high, low, close, volume, %s, %s, "
+                f"{sql.false()} FROM {_STAGING}",
+                conflict=_STOCK_KEY,
+            ),
             [key.symbol, key.bar_length, key.exchange, key.source],
         )
         return cursor.rowcount

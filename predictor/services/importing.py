@@ -23,6 +23,7 @@ from predictor.services.bars import (
     series_exchange,
     series_queryset,
 )
+from predictor.services.rollups import ensure_rollups
 from utils.bar_files import DEFAULT_CHUNK_ROWS, BarFile, Duplicates, read_bar_file
 from utils.csv_formats import CsvFormatError, Rejection
 
@@ -175,6 +176,7 @@ def _store(
         result.already_present += len(chunk) - stored.inserted - stored.replaced
         if on_progress:
             on_progress(bar_file.path, "store", len(chunk))
+    ensure_rollups(key.symbol, key.bar_length)
 
 
 def _without_stale_newest_bar(bar_file: BarFile, key: SeriesKey, result: FileImportResult):

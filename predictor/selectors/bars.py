@@ -1,8 +1,8 @@
-"""Reads from the bar store. Everything a view, command or notebook asks of the data."""
+"""Reads from the bar store: stored series, and bars at any interval (from rollups when
+they serve it). Everything a view, command or notebook asks of the data."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 import numpy as np
@@ -11,7 +11,9 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Sum
 from django.db.models.expressions import RawSQL
 
-from predictor.models import Stock
+from predictor import sql
+from predictor.models import Stock, StockRollup
+from predictor.services.rollups import has_rollups, rollup_lengths
 from utils.bar_checks import BAR_COLUMNS
 from utils.resampling import resample_bars
 from utils.timeframes import interval_seconds, timeframe_seconds
@@ -101,11 +103,119 @@ def get_bars(
     bar_length = source_bar_length(symbol, interval, start, end)
     if timeframe_seconds(bar_length) == interval_seconds(interval):
         frame = _fetch_frame(symbol, bar_length, start, end).assign(bar_count=1)
-    elif connection.vendor in ("sqlite", "postgresql"):
+        return _with_provisional(frame, symbol, bar_length, interval, start, end)
+    rollup = _serving_rollup(symbol, bar_length, interval)
+    if rollup is not None:
+        frame = _from_rollup(symbol, bar_length, rollup, interval, start, end)
+        if frame is not None:
+            return frame
+    return _aggregate(symbol, bar_length, interval, start, end)
+
+
+def _aggregate(
+    symbol: str, bar_length: str, interval: str, start: datetime | None, end: datetime | None
+) -> pd.DataFrame:
+    """Aggregate the stored bars themselves: in the database where we can, else in pandas."""
+    if sql.supported():
         frame = _aggregate_in_database(symbol, bar_length, interval, start, end)
     else:
         frame = resample_bars(_fetch_frame(symbol, bar_length, start, end), interval)
     return _with_provisional(frame, symbol, bar_length, interval, start, end)
+
+
+def _serving_rollup(symbol: str, bar_length: str, interval: str) -> str | None:
+    """The coarsest rollup of the series whose length divides the interval, if the series
+    has its rollups built (see services.rollups)."""
+    target = interval_seconds(interval)
+    fitting = [r for r in rollup_lengths(bar_length) if target % timeframe_seconds(r) == 0]
+    if not fitting or not has_rollups(symbol, bar_length):
+        return None
+    return fitting[-1]
+
+
+def _from_rollup(
+    symbol: str,
+    bar_length: str,
+    rollup: str,
+    interval: str,
+    start: datetime | None,
+    end: datetime | None,
+) -> pd.DataFrame | None:
+    """The bars at `interval` read off a rollup, or None when the range is inside one bucket.
+
+    The rollup serves the whole buckets of [start, end); a range edge that cuts a bucket
+    in two is aggregated from the stored bars of its part (under one bucket of bars), so
+    the result is exactly what aggregating the stored bars would give. Coarser intervals
+    than the rollup (4h from 1h, a week from days) combine its rows further in pandas.
+    """
+    seconds = timeframe_seconds(rollup)
+    inner_start = _ceil(start, seconds) if start is not None else None
+    inner_end = _floor(end, seconds) if end is not None else None
+    if inner_start is not None and inner_end is not None and inner_start > inner_end:
+        return None
+    parts = []
+    if start is not None and inner_start != pd.Timestamp(start):
+        parts.append(_aggregate(symbol, bar_length, rollup, start, inner_start))
+    parts.append(_read_rollup(symbol, bar_length, rollup, inner_start, inner_end))
+    if end is not None and inner_end != pd.Timestamp(end):
+        parts.append(_aggregate(symbol, bar_length, rollup, inner_end, end))
+    frame = parts[0] if len(parts) == 1 else pd.concat([p for p in parts if len(p)] or parts[:1])
+    if interval_seconds(interval) != seconds:
+        frame = _combine(frame, interval_seconds(interval))
+    return frame
+
+
+def _combine(frame: pd.DataFrame, seconds: int) -> pd.DataFrame:
+    """Rollup rows (or get_bars rows) merged into `seconds`-long buckets since 1970."""
+    nanoseconds = seconds * 1_000_000_000
+    stamps = frame.index.as_unit("ns").asi8 // nanoseconds * nanoseconds
+    groups = frame.groupby(stamps, sort=True)
+    combined = groups.agg(
+        {
+            "open": "first",
+            "high": "max",
+            "low": "min",
+            "close": "last",
+            "volume": "sum",
+            "bar_count": "sum",
+            "provisional": "any",
+        }
+    )
+    combined.index = pd.DatetimeIndex(combined.index.to_numpy(dtype="datetime64[ns]"), tz="UTC")
+    combined.index.name = "time"
+    return combined.astype({"bar_count": "int64", "provisional": "bool"})
+
+
+def _read_rollup(
+    symbol: str,
+    bar_length: str,
+    rollup: str,
+    start: datetime | None,
+    end: datetime | None,
+) -> pd.DataFrame:
+    """A rollup's rows in [start, end), read straight off the cursor into numpy."""
+    queryset = StockRollup.objects.filter(
+        symbol=symbol, source_bar_length=bar_length, bar_length=rollup
+    )
+    if start is not None:
+        queryset = queryset.filter(time__gte=start)
+    if end is not None:
+        queryset = queryset.filter(time__lt=end)
+    columns = [*BAR_COLUMNS[1:], "bar_count", "provisional"]
+    frame = _read_columns(queryset.order_by("time"), columns, StockRollup._meta.db_table)
+    frame.index = frame.index.as_unit("ns")  # as the in-database aggregate's
+    return frame.astype({"bar_count": "int64", "provisional": "bool"})
+
+
+def _floor(moment: datetime, seconds: int) -> pd.Timestamp:
+    """The start of the `seconds` bucket since 1970 holding `moment`."""
+    step = seconds * 10**9
+    return pd.Timestamp(pd.Timestamp(moment).value // step * step, tz="UTC")
+
+
+def _ceil(moment: datetime, seconds: int) -> pd.Timestamp:
+    step = seconds * 10**9
+    return pd.Timestamp(-(-pd.Timestamp(moment).value // step) * step, tz="UTC")
 
 
 def _with_provisional(
@@ -128,22 +238,6 @@ def _with_provisional(
     return frame
 
 
-def _bucket_sql(seconds: int) -> tuple[str, str]:
-    """(bucket expression, its start as epoch seconds) for this engine, origin 1970-01-01.
-
-    Both are cheap per-row arithmetic on the stored time: SQLite's unixepoch() and
-    PostgreSQL's date_bin() (PostgreSQL 14+) avoid the text formatting of strftime and
-    the numeric division of EXTRACT(EPOCH), which were the slow part of the query.
-    """
-    column = '"predictor_stock"."time"'
-    if connection.vendor == "postgresql":
-        bucket = f"date_bin('{seconds} seconds', {column}, TIMESTAMPTZ '1970-01-01')"
-        return bucket, "EXTRACT(EPOCH FROM g.bucket)::bigint"
-    if sqlite3.sqlite_version_info >= (3, 38):
-        return f"(unixepoch({column}) / {seconds}) * {seconds}", "g.bucket"
-    return f"(CAST(strftime('%%s', {column}) AS INTEGER) / {seconds}) * {seconds}", "g.bucket"
-
-
 def _aggregate_in_database(
     symbol: str, bar_length: str, interval: str, start: datetime | None, end: datetime | None
 ) -> pd.DataFrame:
@@ -153,7 +247,9 @@ def _aggregate_in_database(
     bucket's first and last opening time through the unique index, which keeps this to one
     scan of the range on every engine instead of shipping each bar to Python.
     """
-    bucket_sql, bucket_epoch_sql = _bucket_sql(interval_seconds(interval))
+    bucket_sql, bucket_epoch_sql = sql.bucket_sql(
+        interval_seconds(interval), f"{sql.quote(Stock._meta.db_table)}.{sql.quote('time')}"
+    )
     bucket = RawSQL(bucket_sql, [])
     grouped = (
         _series(symbol, bar_length, start, end)
@@ -177,19 +273,16 @@ def _aggregate_in_database(
         f'SELECT {{}} FROM "{table}" s '
         "WHERE s.symbol = %s AND s.bar_length = %s AND s.time = g.{}"
     )
-    sql = (
+    query = (
         f"SELECT {bucket_epoch_sql}, ({lookup.format('open', 'first_time')}), "
         f"g.max_high, g.min_low, ({lookup.format('close', 'last_time')}), "
         f"g.total_volume, g.bar_count FROM ({inner_sql}) g ORDER BY 1"
     )
     params = [symbol, bar_length, symbol, bar_length, *inner_params]
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # The planner cannot estimate the number of buckets and guesses one per row;
-            # that guess would spill the aggregate to disk and pay for JIT compilation.
-            cursor.execute("SET LOCAL work_mem = '64MB'")
-            cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql, params)
+        for statement in sql.aggregate_settings():
+            cursor.execute(statement)
+        cursor.execute(query, params)
         rows = cursor.fetchall()
     columns = ["bucket", *BAR_COLUMNS[1:], "bar_count"]
     frame = pd.DataFrame.from_records(rows, columns=columns)
@@ -213,39 +306,44 @@ def _series(symbol: str, bar_length: str, start: datetime | None, end: datetime 
 def _fetch_frame(
     symbol: str, bar_length: str, start: datetime | None, end: datetime | None
 ) -> pd.DataFrame:
-    """Read columns straight off the cursor into numpy: no model instances, no row loop.
+    queryset = _series(symbol, bar_length, start, end).order_by("time")
+    return _read_columns(queryset, list(BAR_COLUMNS[1:]), Stock._meta.db_table)
+
+
+def _read_columns(queryset, columns: list[str], table: str) -> pd.DataFrame:
+    """time plus `columns` of the queryset's rows, read straight off the cursor into numpy:
+    no model instances, no row loop.
 
     The ORM would build a Python datetime per row, which alone takes seconds for millions of
     minute bars; instead the engine hands over epoch microseconds (PostgreSQL) or its stored
     text (SQLite), and numpy/pandas convert the whole column at once.
     """
-    queryset = _series(symbol, bar_length, start, end).order_by("time")
-    if connection.vendor == "postgresql":
-        epoch = RawSQL('(EXTRACT(EPOCH FROM "predictor_stock"."time") * 1000000)::bigint', [])
-        queryset = queryset.annotate(epoch_us=epoch).values_list("epoch_us", *BAR_COLUMNS[1:])
+    epoch = sql.epoch_microseconds(f"{sql.quote(table)}.{sql.quote('time')}")
+    if epoch is not None:
+        queryset = queryset.annotate(epoch_us=RawSQL(epoch, [])).values_list("epoch_us", *columns)
     else:
-        queryset = queryset.values_list(*BAR_COLUMNS)
-    sql, params = queryset.query.sql_with_params()
+        queryset = queryset.values_list("time", *columns)
+    query, params = queryset.query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(query, params)
         rows = cursor.fetchall()
     if not rows:
-        return pd.DataFrame(columns=list(BAR_COLUMNS[1:]), index=pd.DatetimeIndex([], tz="UTC"))
+        empty = pd.DataFrame(columns=columns, index=pd.DatetimeIndex([], tz="UTC", name="time"))
+        return empty.astype({name: "float64" for name in BAR_COLUMNS[1:] if name in columns})
     times, *values = zip(*rows, strict=True)
-    index = _to_utc_index(times)
     frame = pd.DataFrame(
         {
-            name: np.asarray(column, dtype="float64")
-            for name, column in zip(BAR_COLUMNS[1:], values, strict=True)
+            name: np.asarray(column, dtype="float64" if name in BAR_COLUMNS else None)
+            for name, column in zip(columns, values, strict=True)
         },
-        index=index,
+        index=_to_utc_index(times, epoch is not None),
     )
     frame.index.name = "time"
     return frame
 
 
-def _to_utc_index(times: tuple) -> pd.DatetimeIndex:
-    if connection.vendor == "postgresql":
+def _to_utc_index(times: tuple, epoch_microseconds: bool) -> pd.DatetimeIndex:
+    if epoch_microseconds:
         return pd.DatetimeIndex(np.asarray(times, dtype="int64").astype("datetime64[us]"), tz="UTC")
     if isinstance(times[0], str):
         return pd.DatetimeIndex(pd.to_datetime(np.asarray(times), format="ISO8601", utc=True))
