@@ -43,7 +43,8 @@ def job_rows(
 
 
 def job_detail(job: Job) -> dict:
-    """One job in full: its row, arguments, worker, times, progress and each of its parts."""
+    """One job in full: its row, arguments, worker, times, progress_state (the stored
+    progress: done/total, epochs and losses) and each of its parts."""
     job = _with_counts(Job.objects.filter(pk=job.pk)).get()
     now = timezone.now()
     row = job_row(job, now=now)
@@ -63,7 +64,7 @@ def job_detail(job: Job) -> dict:
         ],
         "parent": str(job.parent_id) if job.parent_id else None,
         "backtest_id": str(job.backtest_id) if job.backtest_id else None,
-        "progress": job.progress,
+        "progress_state": job.progress,
         "children": [job_row(child, now=now) for child in children],
     }
     return row

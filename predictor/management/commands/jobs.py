@@ -133,7 +133,7 @@ class Command(BaseCommand):
             write(f"  retry of: {detail['retry_of']}")
         for retry in detail["retries"]:
             write(f"  retried as: {retry}")
-        losses = detail["progress"].get("losses") or []
+        losses = detail["progress_state"].get("losses") or []
         if losses:
             last = losses[-1]
             figures = ", ".join(f"{k} {v:.6g}" for k, v in last.items() if k != "epoch")
