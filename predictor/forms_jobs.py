@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from django import forms
 from django.core.management.base import CommandError
 
-from predictor.management.training_flags import DEFAULTS, SHORT, given_training_options
+from predictor.management.training_flags import (
+    DEFAULTS,
+    given_training_options,
+    refuse_grid_flags,
+)
 from predictor.services import sweeps
 from predictor.services.backtesting import (
     BacktestConfig,
@@ -221,12 +225,7 @@ class LaunchForm(forms.Form):
         backtest = self._backtest_options() if data.get("sweep_backtest") else None
         entries = [line.strip() for line in (data.get("grid") or "").splitlines() if line.strip()]
         grid = sweeps.parse_grid(entries)
-        for name, entry in zip(grid, entries, strict=True):
-            if name in given:
-                flag = SHORT.get(name, "--" + name.replace("_", "-"))
-                raise sweeps.SweepError(
-                    f"--grid {entry!r}: {name} is also given as {flag}; drop one"
-                )
+        refuse_grid_flags(grid, given, entries)
         combinations = sweeps.expand_grid(grid)
         if data.get("random") is not None:
             combinations = sweeps.sample_combinations(combinations, data["random"], seed)

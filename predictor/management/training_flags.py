@@ -113,3 +113,19 @@ def parse_bool(text: str) -> bool:
     if value in ("false", "f", "no", "n", "0"):
         return False
     raise CommandError(f"-V {text!r} is not true or false")
+
+
+def flag_name(name: str) -> str:
+    """How a TrainingConfig field is given on the command line: -W for window, --target..."""
+    return SHORT.get(name, "--" + name.replace("_", "-"))
+
+
+def refuse_grid_flags(grid: dict, given: dict, entries: list[str]) -> None:
+    """A setting swept by --grid may not also be given as its flag (which would win?)."""
+    from predictor.services.sweeps import SweepError
+
+    for name, entry in zip(grid, entries, strict=True):
+        if name in given:
+            raise SweepError(
+                f"--grid {entry!r}: {name} is also given as {flag_name(name)}; drop one"
+            )

@@ -14,7 +14,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from predictor.management.commands.leaderboard import Command as LeaderboardCommand
 from predictor.management.queueing import queued_message, user_name
-from predictor.management.training_flags import SHORT, add_training_flags, given_training_options
+from predictor.management.training_flags import (
+    add_training_flags,
+    given_training_options,
+    refuse_grid_flags,
+)
 from predictor.models import Job
 from predictor.selectors_evaluation import backtest_rows, leaderboard
 from predictor.selectors_jobs import FINISHED, parts_status, sweep_results
@@ -73,7 +77,7 @@ class Command(BaseCommand):
         seed = seed if seed is not None else secrets.randbelow(2**31 - 1000)
         try:
             grid = parse_grid(options["grid"])
-            self._no_clash(grid, given, options["grid"])
+            refuse_grid_flags(grid, given, options["grid"])
             combinations = expand_grid(grid)
             if options["random"] is not None:
                 combinations = sample_combinations(combinations, options["random"], seed)
@@ -112,12 +116,6 @@ class Command(BaseCommand):
             )
         names = ("folds", "retrain_every", "train_window", "fee_bps", "spread_bps", "alpha")
         return {name: options[name] for name in names}
-
-    def _no_clash(self, grid: dict, given: dict, entries: list[str]) -> None:
-        for name, entry in zip(grid, entries, strict=True):
-            if name in given:
-                flag = SHORT.get(name, "--" + name.replace("_", "-"))
-                raise SweepError(f"--grid {entry!r}: {name} is also given as {flag}; drop one")
 
     def _wait(self, job: Job) -> None:
         started = time.monotonic()

@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from predictor.management.queueing import queued_message, user_name
 from predictor.management.training_flags import (
-    SHORT,
     add_training_flags,
+    flag_name,
     given_training_options,
 )
 from predictor.models import Job
@@ -87,7 +87,7 @@ class Command(BaseCommand):
     def _update(self, session_id: str, given: dict):
         extra = sorted(set(given) - UPDATE_FLAGS)
         if extra:
-            names = ", ".join(SHORT.get(n, "--" + n.replace("_", "-")) for n in extra)
+            names = ", ".join(flag_name(n) for n in extra)
             raise CommandError(
                 f"with -X only -E, -P and --seed may be given (the session keeps its own "
                 f"settings): remove {names}"
