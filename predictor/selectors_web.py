@@ -8,7 +8,6 @@ browser no more than a week of them.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from django.db.models.expressions import RawSQL
 
 from predictor.models import Stock, StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, get_bars, source_bar_length, stored_bar_lengths
+from predictor.sql import bucket_sql
 from utils.charts import MAX_POINTS
 from utils.forecasters import REGISTRY
 from utils.timeframes import interval_seconds, timeframe_from_seconds, timeframe_seconds
@@ -210,7 +210,7 @@ def one_step_predictions(
     forecasts (False), so the two are never drawn as one line; None keeps both.
     """
     table = StockPrediction._meta.db_table
-    bucket, epoch = _bucket_sql(interval_seconds(interval), f'"{table}"."time"')
+    bucket, epoch = bucket_sql(interval_seconds(interval), f'"{table}"."time"')
     grouped = StockPrediction.objects.filter(
         session=session, steps_ahead=1, actual_close__isnull=False
     )
@@ -245,18 +245,6 @@ def one_step_predictions(
         pd.to_datetime(frame.pop("bucket").astype("int64"), unit="s", utc=True), name="time"
     )
     return frame.astype("float64")
-
-
-def _bucket_sql(seconds: int, column: str) -> tuple[str, str]:
-    """(bucket of `column`, the bucket's start in epoch seconds) for this engine."""
-    if connection.vendor == "postgresql":
-        return (
-            f"date_bin('{seconds} seconds', {column}, TIMESTAMPTZ '1970-01-01')",
-            "EXTRACT(EPOCH FROM g.bucket)::bigint",
-        )
-    if sqlite3.sqlite_version_info >= (3, 38):
-        return f"(unixepoch({column}) / {seconds}) * {seconds}", "g.bucket"
-    return f"(CAST(strftime('%%s', {column}) AS INTEGER) / {seconds}) * {seconds}", "g.bucket"
 
 
 @dataclass(frozen=True)

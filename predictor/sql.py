@@ -103,10 +103,6 @@ def any_true(column: str) -> str:
     return f"MAX({column})"
 
 
-def true() -> str:
-    return "TRUE" if is_postgresql() else "1"
-
-
 def false() -> str:
     return "FALSE" if is_postgresql() else "0"
 

@@ -99,6 +99,10 @@ def get_bars(
     bar that may still have been forming when stored: the series' newest). Buckets with no
     stored bars are absent, never filled in. Raises NoBarsError when nothing is stored for
     the range.
+
+    Reads the series' coarsest rollup that divides the interval where there is one (an
+    hourly chart of two million minute bars reads 33,000 rollup rows), else aggregates the
+    stored bars; both give the same frame (see services.rollups).
     """
     bar_length = source_bar_length(symbol, interval, start, end)
     if timeframe_seconds(bar_length) == interval_seconds(interval):
