@@ -25,10 +25,13 @@ $(VENV)/.installed: $(POETRY) pyproject.toml poetry.lock
 
 install: $(VENV)/.installed
 
-# The web app on SQLite with the shipped bars, and a job worker beside it (bin/serve).
+# The web app on SQLite with the shipped bars, and a job worker beside it (bin/serve). On a
+# database with nothing trained yet it queues the first-run demo; `make run DEMO=0` does not.
+DEMO ?= 1
 run: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py import_stocks
+	@if [ "$(DEMO)" != "0" ]; then $(PY) manage.py demo --if-empty; fi
 	HOST=$(HOST) PORT=$(PORT) VENV=$(VENV) bin/serve
 
 # Debian's Chromium for the browser tests: Playwright launches it by path (no browser download).
