@@ -35,7 +35,8 @@ from tests.training_support import (
     stored_path,
     train_model,
 )
-from tests.workers import REPO_DIR, test_database_url, wait_for
+from tests.workers import REPO_DIR, wait_for
+from tests.workers import test_database_url as database_url  # not collected as a test
 
 TINY = ["-P", "1", "-U", "4", "-W", "12", "-B", "64", "--seed", "3"]
 PREFIX = "cryptooracle"
@@ -78,7 +79,7 @@ def forecast_elsewhere(session_id, cwd: Path, **environment: str) -> subprocess.
         env={
             **os.environ,
             "DJANGO_RUNTIME_ENVIRONMENT": "test",
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": database_url(),
             "CRYPTOORACLE_MODEL_WEIGHTS_DIR": str(settings.MODEL_WEIGHTS_DIR),
             "CRYPTOORACLE_SCALERS_DIR": str(settings.SCALERS_DIR),
             "TF_CPP_MIN_LOG_LEVEL": "3",
