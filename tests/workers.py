@@ -90,7 +90,7 @@ class Workers:
             start_new_session=True,
         )
         self.processes.append(process)
-        wait_for(lambda: "ready." in log.read_text(), 60, f"worker {name} to start ({log})")
+        wait_for(lambda: "ready." in log.read_text(), 180, f"worker {name} to start ({log})")
         return process
 
     def kill(self, process: subprocess.Popen) -> None:
