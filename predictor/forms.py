@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django import forms
 
+from predictor import selectors_web
+
 STYLE_CHOICES = (("line", "Line"), ("candles", "Candlesticks"))
 
 
@@ -47,6 +49,23 @@ class DateRangeForm(forms.Form):
         return (day_start(self.cleaned_data["start"]), day_start(end) + timedelta(days=1))
 
 
+class DownloadRangeForm(DateRangeForm):
+    """A download's days: either may be left out (from the first, or to the last, bar)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("start", "end"):
+            self.fields[name].required = False
+
+    def range(self) -> tuple[datetime | None, datetime | None]:
+        start, end = self.cleaned_data.get("start"), self.cleaned_data.get("end")
+        end = min(end, date.max - timedelta(days=1)) if end else None
+        return (
+            day_start(start) if start else None,
+            day_start(end) + timedelta(days=1) if end else None,
+        )
+
+
 class PriceForm(DateRangeForm):
     """Index page: which symbol, over which days, drawn how."""
 
@@ -76,15 +95,18 @@ class ForecastForm(SessionChoiceForm, DateRangeForm):
 
 
 def session_label(session) -> str:
-    """'BTCUSD H · lstm · 2020-12-01 10:00 · 3f2a91c0' (a backtest's fold session adds
-    '· backtest fold 2, seed 7', and one not yet succeeded its status, '· failed'): enough to
-    tell sessions apart in a select."""
-    label = (
-        f"{session.symbol} {session.interval} · {session.model_kind} · "
-        f"{session.created_at:%Y-%m-%d %H:%M} · {str(session.id)[:8]}"
-    )
+    """'BTCUSD H · LSTM · W 48 · U 32 · log_return · 2020-12-01 10:00 · 3f2a91c0': symbol,
+    interval, model kind, the flags that differ from train_model's defaults, the creation time,
+    then the id, secondary. A backtest's fold session adds 'fold 2, seed 7', and one not yet
+    succeeded its status, '· failed': enough to tell sessions apart in a select."""
+    parts = [
+        f"{session.symbol} {session.interval}",
+        selectors_web.model_label(session.model_kind),
+        *selectors_web.parameter_changes(session),
+    ]
     if session.fold is not None:
-        label += f" · backtest fold {session.fold}, seed {session.seed}"
+        parts.append(f"fold {session.fold}, seed {session.seed}")
+    parts += [f"{session.created_at:%Y-%m-%d %H:%M}", str(session.id)[:8]]
     if session.status != "succeeded":  # running or failed: listed, but nothing to draw yet
-        label += f" · {session.status}"
-    return label
+        parts.append(session.status)
+    return " · ".join(parts)

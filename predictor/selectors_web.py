@@ -9,7 +9,7 @@ browser no more than a week of them.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -20,6 +20,7 @@ from django.db.models.expressions import RawSQL
 
 from predictor.models import Stock, StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, get_bars, source_bar_length, stored_bar_lengths
+from predictor.services.training import TrainingConfig
 from predictor.sql import bucket_sql
 from utils.charts import MAX_POINTS
 from utils.forecasters import REGISTRY
@@ -93,24 +94,115 @@ def series_spans() -> list[dict]:
 
 @dataclass(frozen=True)
 class ChartBars:
-    """Bars of one symbol over a range, at the interval they are drawn at."""
+    """Bars of one symbol over a range, at the interval they are drawn at.
+
+    `first` and `last` are the opening times of the first and last stored bar (of the finest
+    length) within the requested range: the interval follows them, not the range asked for.
+    """
 
     bars: pd.DataFrame
     interval: str
+    first: datetime | None = None
+    last: datetime | None = None
+
+
+def stored_span(
+    symbol: str, bar_length: str, start: datetime | None = None, end: datetime | None = None
+) -> tuple[datetime, datetime] | None:
+    """First and last stored bar of one series within [start, end): two index probes."""
+    series = Stock.objects.filter(symbol=symbol, bar_length=bar_length)
+    if start is not None:
+        series = series.filter(time__gte=start)
+    if end is not None:
+        series = series.filter(time__lt=end)
+    first = series.order_by("time").values_list("time", flat=True).first()
+    if first is None:
+        return None
+    last = series.order_by("-time").values_list("time", flat=True).first()
+    return first, last
+
+
+def symbol_span(symbol: str) -> tuple[datetime, datetime] | None:
+    """First and last stored bar of the symbol, any bar length: what the date inputs allow."""
+    spans = [stored_span(symbol, length) for length in stored_bar_lengths(symbol)]
+    spans = [span for span in spans if span is not None]
+    if not spans:
+        return None
+    return min(first for first, _ in spans), max(last for _, last in spans)
 
 
 def chart_bars(symbol: str, start: datetime, end: datetime) -> ChartBars | None:
-    """The symbol's bars in [start, end) at a chart interval; None when the range holds none."""
+    """The symbol's bars in [start, end) at a chart interval; None when the range holds none.
+
+    The range is clipped to the stored bars in it before the interval is chosen: asking for
+    1900-2999 of two weeks of hourly bars draws those hourly bars, not ten 4822-hour ones.
+    """
     try:
         finest = source_bar_length(symbol, "1w", start, end)  # every bar length divides a week
     except NoBarsError:
         return None
-    interval = chart_interval(start, end, timeframe_seconds(finest))
+    span = stored_span(symbol, finest, start, end)
+    if span is None:
+        return None
+    first, last = span
+    step = timedelta(seconds=timeframe_seconds(finest))
+    interval = chart_interval(first, last + step, timeframe_seconds(finest))
     bars = get_bars(symbol, interval, start, end)
-    return ChartBars(bars, interval) if not bars.empty else None
+    return ChartBars(bars, interval, first, last) if not bars.empty else None
 
 
 # Sessions -----------------------------------------------------------------------------------
+
+# The training flags a label or a comparison names, with the short name a label uses: the
+# model kind, symbol and interval are always shown, so they are not among them.
+PARAMETERS = (
+    ("window", "W"),
+    ("output_size", "ahead"),
+    ("units", "U"),
+    ("epochs", "E"),
+    ("batch_size", "B"),
+    ("dropout", "drop"),
+    ("features", ""),
+    ("target", ""),
+    ("scaler", ""),
+    ("optimizer", ""),
+    ("loss", "loss"),
+    ("activation", ""),
+    ("train_split", "split"),
+    ("shuffle_buffer", "shuffle"),
+    ("other_symbols", "+"),
+)
+
+
+def parameter_defaults() -> dict[str, object]:
+    """train_model's defaults (TrainingConfig's): what a label leaves out."""
+    return {f.name: f.default for f in fields(TrainingConfig) if f.name in dict(PARAMETERS)}
+
+
+def parameter_text(name: str, value: object) -> str:
+    """A flag's value as a label shows it: lists joined, floats without trailing zeros."""
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value)) or "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def parameter_changes(session) -> list[str]:
+    """The session's flags that differ from train_model's defaults, shortly named, e.g.
+    ["W 48", "U 32", "log_return"]: what tells two sessions of one model kind apart."""
+    defaults = parameter_defaults()
+    changes = []
+    for name, short in PARAMETERS:
+        value = getattr(session, name)
+        default = defaults[name]
+        if name == "other_symbols":
+            value, default = list(value or ()), list(default or ())
+        if value == default:
+            continue
+        text = parameter_text(name, value)
+        changes.append(f"{short}{text}" if short == "+" else f"{short} {text}".strip())
+    return changes
 
 
 def parse_session_id(text: str | None) -> uuid.UUID | None:
@@ -133,6 +225,7 @@ def sessions(kind: str) -> list[TrainingSession]:
         .only(
             *("id", "kind", "symbol", "interval", "created_at", "version", "data_start"),
             *("data_end", "model_kind", "fold", "seed", "status"),
+            *(name for name, _ in PARAMETERS),
         )
         .order_by("-created_at")
     )
@@ -305,6 +398,57 @@ def forecast_data(session: TrainingSession, start: datetime, end: datetime) -> F
     )
 
 
+def forecast_window(
+    session: TrainingSession, start: datetime, end: datetime
+) -> tuple[datetime, datetime] | None:
+    """[start, end) clipped to what the session's chart can draw in it: its predictions and
+    the symbol's stored bars. The chart interval then follows the data, not the range asked."""
+    step = timedelta(seconds=interval_seconds(session.interval))
+    predicted = StockPrediction.objects.filter(session=session, time__gte=start, time__lt=end)
+    spans = []
+    first = predicted.order_by("time").values_list("time", flat=True).first()
+    if first is not None:
+        spans.append((first, predicted.order_by("-time").values_list("time", flat=True).first()))
+    try:
+        finest = source_bar_length(session.symbol, session.interval, start, end)
+    except NoBarsError:
+        finest = None
+    if finest is not None and (bars := stored_span(session.symbol, finest, start, end)):
+        spans.append(bars)
+    if not spans:
+        return None
+    return max(start, min(a for a, _ in spans)), min(end, max(b for _, b in spans) + step)
+
+
+def forecast_notes(session: TrainingSession, start: datetime, end: datetime) -> list[str]:
+    """Why a forecast chart over [start, end) is partial: the part of the range before the
+    session's first prediction, or after its last, has the actual close alone."""
+    span = prediction_span(session)
+    if span is None:
+        return [f"Session {str(session.id)[:8]} has no stored predictions yet."]
+    first, last = span
+    when = "%Y-%m-%d %H:%M"
+    if end <= first:
+        return [
+            f"No forecasts before the session's first predicted bar {first:{when}} UTC: "
+            "only the actual close is drawn in this range."
+        ]
+    if start > last:
+        return [
+            f"No forecasts after the session's last predicted bar {last:{when}} UTC: "
+            "only the actual close is drawn in this range."
+        ]
+    notes = []
+    if start < first:
+        notes.append(
+            f"Forecasts begin at the session's first predicted bar {first:{when}} UTC; "
+            "before it only the actual close is drawn."
+        )
+    if end > last + timedelta(seconds=interval_seconds(session.interval)):
+        notes.append(f"The session's last predicted bar is {last:{when}} UTC.")
+    return notes
+
+
 def default_forecast_range(session: TrainingSession) -> tuple[datetime, datetime] | None:
     """The last DEFAULT_DAYS days of the session's predictions, its forecast included."""
     span = prediction_span(session)
@@ -441,9 +585,29 @@ def percent(value: float | None) -> float | None:
 
 
 def leaderboard_rows(rows: list[dict]) -> list[dict]:
-    """The leaderboard's rows with the fractions it shows as percentages added (`*_pct`)."""
+    """The leaderboard's rows with the fractions it shows as percentages added (`*_pct`),
+    and each session's window, units, target and the flags that differ from the defaults
+    (`parameters`), read in one query."""
     keys = ("test_directional_accuracy", "strategy_return", "buy_and_hold_return")
-    return [row | {f"{key}_pct": percent(row.get(key)) for key in keys} for row in rows]
+    found = {
+        str(s.id): s
+        for s in TrainingSession.objects.filter(pk__in=[row["session_id"] for row in rows]).only(
+            "id", *(name for name, _ in PARAMETERS)
+        )
+    }
+    shown = []
+    for row in rows:
+        session = found.get(row["session_id"])
+        extra = {f"{key}_pct": percent(row.get(key)) for key in keys}
+        if session is not None:
+            extra |= {
+                "window": session.window,
+                "units": session.units,
+                "target": session.target,
+                "parameters": " · ".join(parameter_changes(session)) or "defaults",
+            }
+        shown.append(row | extra)
+    return shown
 
 
 def part_percents(result: dict | None) -> dict:

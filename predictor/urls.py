@@ -1,6 +1,6 @@
 from django.urls import path
 
-from predictor import views, views_jobs
+from predictor import views, views_compare, views_download, views_jobs
 
 app_name = "predictor"
 
@@ -11,6 +11,10 @@ urlpatterns = [
     path("api/prices/", views.index_data, name="index_data"),
     path("api/forecast/", views.forecast_data, name="forecast_data"),
     path("api/evaluation/", views.evaluation_data, name="evaluation_data"),
+    path("compare/", views_compare.compare, name="compare"),
+    path("download/bars.csv", views_download.bars_csv, name="download_bars"),
+    path("download/predictions.csv", views_download.predictions_csv, name="download_predictions"),
+    path("download/scores.csv", views_download.scores_csv, name="download_scores"),
     # Jobs: str ids, so a malformed one reaches the view and gets the jobs' own 404 page.
     path("jobs/", views_jobs.job_list, name="jobs"),
     path("jobs/new/", views_jobs.launch, name="launch"),

@@ -146,12 +146,13 @@ def test_minute_bars_are_aggregated_in_the_database(client):
     )
     body = payload(client.get(reverse("predictor:index_data"), {"symbol": "ETHUSD"}))
     price = traces(body, "price")
-    # The default week of minute bars would be 10,080 points: drawn as 15-minute bars.
-    assert len(price["Close"]["x"]) == 3 * 1440 // 15
-    assert values(price["Volume"]["y"])[:2] == [15.0, 15.0]
-    assert values(price["Close"]["y"])[0] == 114.5
+    # The default week holds 3 days of minute bars (4,320 points): the bar size follows
+    # the stored 3 days, not the week asked for, so they are drawn as 5-minute bars.
+    assert len(price["Close"]["x"]) == 3 * 1440 // 5
+    assert values(price["Volume"]["y"])[:2] == [5.0, 5.0]
+    assert values(price["Close"]["y"])[0] == 104.5
     assert values(price["Price"]["open"] if "Price" in price else [100])[0] == 100
-    assert "15m" in body["html"]
+    assert "5m" in body["html"]
 
 
 def test_the_index_endpoint_answers_a_new_symbol_with_its_own_default_range(client, july, tmp_path):

@@ -1,15 +1,24 @@
 """Plotly figure builders shared by the web pages and the notebooks.
 
-Framework-free: each function takes plain pandas/numpy data and returns a `go.Figure`, so a
-notebook draws exactly what the site shows. The figures are small on the wire on purpose:
-times go out as short naive-UTC strings, numbers as plotly's base64 typed arrays, and the
-layout uses no template (plotly's default template alone is ~8 KB of JSON per figure).
+Framework-free: each function takes plain pandas/numpy data and returns a `Figure`, so a
+notebook draws exactly what the site shows (`figure.show()`, or `figure.to_plotly()` for a
+validated `go.Figure`). The figures are small on the wire on purpose: times go out as short
+naive-UTC strings, numbers as plotly's base64 typed arrays, and the layout uses no template
+(plotly's default template alone is ~8 KB of JSON per figure).
 Callers are expected to aggregate long ranges first (see MAX_POINTS); nothing here thins data.
+
+Why plain dicts rather than plotly's validated objects (go.Scatter, go.Figure): building and
+serialising through them cost several times the rest of a chart response, for the same JSON
+(bench/figures_benchmark.py measures both, and checks the JSON is the same). The dicts below
+hold exactly what plotly's objects would put out: typed arrays in plotly's own
+{"dtype", "bdata"} form, the "none" template as plotly expands it, "type" on every trace.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -49,9 +58,65 @@ def times(index: Iterable) -> np.ndarray:
     return np.datetime_as_string(values.to_numpy(dtype="datetime64[m]"), unit="m")
 
 
+_TYPED = {"float64": "f8", "float32": "f4"}
+
+
+class Trace(dict):
+    """One trace as plotly.js reads it; attributes read like plotly's (trace.name, trace.x)."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.get(name)
+
+
+class Figure(dict):
+    """{"data": [traces], "layout": {...}}: plotly.js's JSON, built without validation.
+
+    Reads like a go.Figure where callers need it (`.data`, `.layout`, `.to_plotly_json()`,
+    `.show()`), and serialises with plain `json.dumps`.
+    """
+
+    @property
+    def data(self) -> list[Trace]:
+        return self["data"]
+
+    @property
+    def layout(self) -> dict:
+        return self["layout"]
+
+    def to_plotly_json(self) -> dict:
+        return self
+
+    def to_plotly(self) -> go.Figure:
+        """The validated plotly object (notebooks, image export)."""
+        return go.Figure(self)
+
+    def show(self, *args, **kwargs) -> None:
+        self.to_plotly().show(*args, **kwargs)
+
+
+def _trace(kind: str, **properties) -> Trace:
+    """A trace with numpy arrays as plotly's typed arrays (string arrays as lists)."""
+    return Trace({**{k: _encode(v) for k, v in properties.items()}, "type": kind})
+
+
+def _encode(value):
+    if not isinstance(value, np.ndarray):
+        return value
+    code = _TYPED.get(str(value.dtype))
+    if code is None:  # strings (times), and anything plotly would not send as typed
+        return value.tolist()
+    if value.size == 0:
+        return []
+    data = base64.b64encode(np.ascontiguousarray(value).tobytes()).decode("ascii")
+    return {"dtype": code, "bdata": data}
+
+
 def _layout(title: str, **extra) -> dict:
     return {
-        "template": "none",
+        # plotly's "none" template as go.Figure expands it: what browsers always received.
+        "template": {"data": {"scatter": [{"type": "scatter"}]}},
         "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 14}},
         "font": _FONT,
         "margin": {"l": 56, "r": 16, "t": 40, "b": 40},
@@ -59,7 +124,12 @@ def _layout(title: str, **extra) -> dict:
         "hovermode": "x unified",
         "paper_bgcolor": "#fff",
         "plot_bgcolor": "#fff",
-        **extra,
+        # Empty shapes or annotations are left out, as plotly leaves them out.
+        **{
+            name: value
+            for name, value in extra.items()
+            if not (isinstance(value, list) and not value)
+        },
     }
 
 
@@ -67,14 +137,15 @@ def _values(series: pd.Series | np.ndarray) -> np.ndarray:
     return np.asarray(series, dtype="float64")
 
 
-def price_volume_figure(bars: pd.DataFrame, title: str, style: str = "line") -> go.Figure:
+def price_volume_figure(bars: pd.DataFrame, title: str, style: str = "line") -> Figure:
     """Price (a close line or candlesticks) above the traded volume, on one shared time axis.
 
     `bars` is get_bars' frame: indexed by opening time with open/high/low/close/volume.
     """
     x = times(bars.index)
     if style == "candles":
-        price = go.Candlestick(
+        price = _trace(
+            "candlestick",
             x=x,
             open=_values(bars["open"]),
             high=_values(bars["high"]),
@@ -87,7 +158,8 @@ def price_volume_figure(bars: pd.DataFrame, title: str, style: str = "line") -> 
             yaxis="y2",
         )
     else:
-        price = go.Scatter(
+        price = _trace(
+            "scatter",
             x=x,
             y=_values(bars["close"]),
             name="Close",
@@ -96,7 +168,8 @@ def price_volume_figure(bars: pd.DataFrame, title: str, style: str = "line") -> 
             xaxis="x",
             yaxis="y2",
         )
-    volume = go.Bar(
+    volume = _trace(
+        "bar",
         x=x,
         y=_values(bars["volume"]),
         name="Volume",
@@ -112,12 +185,13 @@ def price_volume_figure(bars: pd.DataFrame, title: str, style: str = "line") -> 
         yaxis2={**_AXIS, "domain": [0.3, 1], "title": {"text": "Price"}},
         bargap=0,
     )
-    return go.Figure(data=[price, volume], layout=layout)
+    return Figure(data=[price, volume], layout=layout)
 
 
-def _actual_close(actual: pd.Series, width: float) -> go.Scatter:
+def _actual_close(actual: pd.Series, width: float) -> Trace:
     """The actual-close line every prediction chart is read against, drawn the same way."""
-    return go.Scatter(
+    return _trace(
+        "scatter",
         x=times(actual.index),
         y=_values(actual),
         name="Actual close",
@@ -142,7 +216,7 @@ def forecast_figure(
     *,
     test: pd.Series | None = None,
     live: pd.Series | None = None,
-) -> go.Figure:
+) -> Figure:
     """Actual closes, the one-step predictions by kind, and the forecast beyond the last bar.
 
     `fitted` predicted bars that were stored when it was made (fits, drawn faint and labelled
@@ -152,7 +226,8 @@ def forecast_figure(
     """
     data = [
         _actual_close(actual, width=1.5),
-        go.Scatter(
+        _trace(
+            "scatter",
             x=times(fitted.index),
             y=_values(fitted),
             name=FITTED_TRACE,
@@ -163,7 +238,8 @@ def forecast_figure(
     ]
     if test is not None:
         data.append(
-            go.Scatter(
+            _trace(
+                "scatter",
                 x=times(test.index),
                 y=_values(test),
                 name=TEST_TRACE,
@@ -173,7 +249,8 @@ def forecast_figure(
         )
     if live is not None:
         data.append(
-            go.Scatter(
+            _trace(
+                "scatter",
                 x=times(live.index),
                 y=_values(live),
                 name=LIVE_TRACE,
@@ -183,7 +260,8 @@ def forecast_figure(
             )
         )
     data.append(
-        go.Scatter(
+        _trace(
+            "scatter",
             x=times(future.index),
             y=_values(future),
             name=FUTURE_TRACE,
@@ -193,12 +271,12 @@ def forecast_figure(
         )
     )
     layout = _layout(title, xaxis={**_AXIS}, yaxis={**_AXIS})
-    return go.Figure(data=data, layout=layout)
+    return Figure(data=data, layout=layout)
 
 
 def train_test_figure(
     actual: pd.Series, predicted: pd.Series, split: pd.Timestamp | None, title: str
-) -> go.Figure:
+) -> Figure:
     """Actual against predicted, the predictions coloured by the part (train or test) they fall in.
 
     `split` is the first test bar's time; a dashed line marks it so the out-of-sample part
@@ -210,7 +288,8 @@ def train_test_figure(
     )
     data = [
         _actual_close(actual, width=1),
-        go.Scatter(
+        _trace(
+            "scatter",
             x=times(index[~in_test]),
             y=_values(predicted)[~in_test],
             name="Fitted, training part (in-sample)",
@@ -218,7 +297,8 @@ def train_test_figure(
             opacity=0.75,
             line={"color": COLORS["train"], "width": 1.5},
         ),
-        go.Scatter(
+        _trace(
+            "scatter",
             x=times(index[in_test]),
             y=_values(predicted)[in_test],
             name="Predicted, test part",
@@ -262,10 +342,10 @@ def train_test_figure(
         shapes=shapes,
         annotations=annotations,
     )
-    return go.Figure(data=data, layout=layout)
+    return Figure(data=data, layout=layout)
 
 
-def loss_figure(loss_history: list[Mapping], title: str = "Loss per epoch") -> go.Figure:
+def loss_figure(loss_history: list[Mapping], title: str = "Loss per epoch") -> Figure:
     """One line per recorded metric (loss, val_loss...), epochs numbered across fits.
 
     `loss_history` is TrainingSession.loss_history: one entry per fit (the first training and
@@ -280,11 +360,11 @@ def loss_figure(loss_history: list[Mapping], title: str = "Loss per epoch") -> g
         for name, values in metrics.items():
             xs, ys = series.setdefault(name, ([], []))
             xs.extend(range(epoch + 1, epoch + len(values) + 1))
-            ys.extend(float(v) for v in values)
+            ys.extend(_finite(v) for v in values)
         epoch += length
         boundaries.append(epoch)
     data = [
-        go.Scatter(x=xs, y=ys, name=name, mode="lines+markers", marker={"size": 5})
+        _trace("scatter", x=xs, y=ys, name=name, mode="lines+markers", marker={"size": 5})
         for name, (xs, ys) in series.items()
     ]
     shapes = [
@@ -303,14 +383,21 @@ def loss_figure(loss_history: list[Mapping], title: str = "Loss per epoch") -> g
     layout = _layout(
         title,
         hovermode="closest",
-        xaxis={**_AXIS, "title": {"text": "epoch"}, "dtick": 1 if epoch <= 20 else None},
+        xaxis={**_AXIS, "title": {"text": "epoch"}, **({"dtick": 1} if epoch <= 20 else {})},
         yaxis={**_AXIS, "title": {"text": "loss (scaled)"}},
         shapes=shapes,
     )
-    return go.Figure(data=data, layout=layout)
+    return Figure(data=data, layout=layout)
 
 
-def equity_figure(curves: Mapping[str, pd.Series], title: str = "Equity") -> go.Figure:
+def _finite(value) -> float | None:
+    """A loss as JSON can carry it: a diverged fit's NaN or inf is a gap (null), as plotly
+    would write it."""
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def equity_figure(curves: Mapping[str, pd.Series], title: str = "Equity") -> Figure:
     """Equity curves (growth of 1) side by side, e.g. the strategy against buy-and-hold.
 
     `curves` maps a legend name to a series indexed by time; names containing 'hold' are
@@ -320,7 +407,8 @@ def equity_figure(curves: Mapping[str, pd.Series], title: str = "Equity") -> go.
     for name, curve in curves.items():
         benchmark = "hold" in name.lower()
         data.append(
-            go.Scatter(
+            _trace(
+                "scatter",
                 x=times(curve.index),
                 y=_values(curve),
                 name=name,
@@ -337,19 +425,93 @@ def equity_figure(curves: Mapping[str, pd.Series], title: str = "Equity") -> go.
         xaxis={**_AXIS},
         yaxis={**_AXIS, "title": {"text": "growth of 1"}},
     )
+    return Figure(data=data, layout=layout)
+
+
+# One colour per compared pick (A to D), distinct from the actual close's near-black.
+PICK_COLORS = ("#1971c2", "#d9480f", "#2b8a3e", "#ae3ec9")
+
+
+def compare_forecast_figure(
+    actual: Mapping[str, pd.Series], forecasts: Mapping[str, pd.Series], title: str
+) -> go.Figure:
+    """Several picks' out-of-sample forecasts over one actual close (one per symbol).
+
+    `actual` maps a symbol to its closes, `forecasts` a pick's name to its one-step
+    forecasts; pick i is drawn in PICK_COLORS[i] on every compare chart.
+    """
+    data = [
+        go.Scatter(
+            x=times(close.index),
+            y=_values(close),
+            name=f"Actual close {symbol}" if len(actual) > 1 else "Actual close",
+            mode="lines",
+            line={"color": COLORS["actual"], "width": 1.5, "dash": "solid" if i == 0 else "dot"},
+        )
+        for i, (symbol, close) in enumerate(actual.items())
+    ]
+    for i, (name, series) in enumerate(forecasts.items()):
+        data.append(
+            go.Scatter(
+                x=times(series.index),
+                y=_values(series),
+                name=name,
+                mode="lines",
+                opacity=0.85,
+                line={"color": PICK_COLORS[i % len(PICK_COLORS)], "width": 1.3},
+            )
+        )
+    return go.Figure(data=data, layout=_layout(title, xaxis={**_AXIS}, yaxis={**_AXIS}))
+
+
+def compare_equity_figure(
+    curves: Mapping[str, Mapping[str, pd.Series]], title: str = "Equity (growth of 1)"
+) -> go.Figure:
+    """Each pick's strategy curve in its colour, its buy-and-hold dotted in the same colour.
+
+    `curves` maps a pick's name to {"Strategy": series, "Buy and hold": series}.
+    """
+    data = []
+    for i, (name, pair) in enumerate(curves.items()):
+        color = PICK_COLORS[i % len(PICK_COLORS)]
+        for label, curve in pair.items():
+            hold = "hold" in label.lower()
+            data.append(
+                go.Scatter(
+                    x=times(curve.index),
+                    y=_values(curve),
+                    name=f"{name}: {label}",
+                    legendgroup=name,
+                    mode="lines",
+                    opacity=0.6 if hold else 1.0,
+                    line={
+                        "color": color,
+                        "width": 1 if hold else 1.6,
+                        "dash": "dot" if hold else "solid",
+                    },
+                )
+            )
+    layout = _layout(title, xaxis={**_AXIS}, yaxis={**_AXIS, "title": {"text": "growth of 1"}})
     return go.Figure(data=data, layout=layout)
 
 
-def figure_json(figures: Mapping[str, go.Figure]) -> str:
-    """Several figures as one JSON object {name: {data, layout}}, numbers as typed arrays."""
-    return json.dumps(
-        {name: figure.to_plotly_json() for name, figure in figures.items()},
-        cls=PlotlyJSONEncoder,
-        separators=(",", ":"),
-    )
+def figure_json(figures: Mapping[str, Figure | go.Figure]) -> str:
+    """Several figures as one JSON object {name: {data, layout}}, numbers as typed arrays.
+
+    Plain `Figure`s go through `json.dumps` as they are; plotly objects through plotly's
+    encoder (which validates and re-encodes, several times slower).
+    """
+    parts = []
+    for name, figure in figures.items():
+        if isinstance(figure, Figure):
+            text = json.dumps(figure, separators=(",", ":"))
+        else:
+            text = json.dumps(figure.to_plotly_json(), cls=PlotlyJSONEncoder, separators=(",", ":"))
+        parts.append(f"{json.dumps(name)}:{text}")
+    return "{" + ",".join(parts) + "}"
 
 
-def point_count(figure: go.Figure) -> int:
+def point_count(figure: Figure | go.Figure) -> int:
     """The largest number of points any one trace of the figure carries."""
     counts = [len(trace.x) if trace.x is not None else 0 for trace in figure.data]
     return max(counts, default=0)

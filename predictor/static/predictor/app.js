@@ -37,6 +37,16 @@
         if (field && payload.values[name] !== null) field.value = payload.values[name];
       });
     }
+    if (form && payload.limits) {
+      Object.keys(payload.limits).forEach(function (name) {
+        var field = form.elements[name];
+        if (!field) return;
+        ["min", "max"].forEach(function (key) {
+          if (payload.limits[name][key]) field.setAttribute(key, payload.limits[name][key]);
+          else field.removeAttribute(key);
+        });
+      });
+    }
     markLeaderboard();
     draws += 1;
     document.body.dataset.draws = String(draws);
@@ -99,7 +109,8 @@
 
   function sortable(table) {
     var headers = table.querySelectorAll("th[data-sort]");
-    headers.forEach(function (th, column) {
+    headers.forEach(function (th) {
+      var column = th.cellIndex; // unsorted columns (the compare ticks) may come before
       th.tabIndex = 0;
       function sort() {
         var ascending = th.getAttribute("aria-sort") !== "ascending";
@@ -123,6 +134,7 @@
       });
     });
     table.addEventListener("click", function (event) {
+      if (event.target.closest("input, label, a.compare-link")) return; // compare checkboxes
       var row = event.target.closest("tr[data-session]");
       if (!row || !form || !form.elements.session) return;
       event.preventDefault();
@@ -152,6 +164,24 @@
     });
   }
   document.querySelectorAll("table.sortable").forEach(sortable);
+
+  /* Compare: the "Compare selected" button counts the ticked sessions and backtests and
+   * says why it is disabled; the page itself is a plain GET form, no script needed. */
+  var compare = document.getElementById("compare-picks");
+  function countPicks() {
+    var ticked = document.querySelectorAll("input[form=compare-picks]:checked").length;
+    var button = document.querySelector("[data-compare-button]");
+    var hint = document.querySelector("[data-compare-hint]");
+    if (!button) return;
+    button.disabled = ticked < 2 || ticked > 4;
+    if (hint) hint.textContent = ticked + " picked" + (ticked < 2 ? ": pick 2 to 4" : ticked > 4 ? ": at most 4" : "");
+  }
+  if (compare) {
+    document.addEventListener("change", function (event) {
+      if (event.target.matches("input[form=compare-picks]")) countPicks();
+    });
+    countPicks();
+  }
   if (payloadNode) draw(JSON.parse(payloadNode.textContent));
 
   /* Jobs: a job's page (and the jobs list) asks its JSON twin for the job's state every
