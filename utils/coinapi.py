@@ -46,6 +46,7 @@ from urllib3.exceptions import MaxRetryError, ProtocolError, ResponseError
 from urllib3.util.retry import Retry
 
 from utils.bar_checks import BAR_COLUMNS, VALUE_FIELDS, untrusted_reasons
+from utils.errors import CryptoOracleError
 
 DEFAULT_URL = "https://rest.coinapi.io"
 MAX_LIMIT = 100_000  # CoinAPI's largest page
@@ -84,7 +85,7 @@ EXCHANGE_IDS = {
 _QUOTES = ("USDT", "USDC", "BUSD", "USD", "EUR", "GBP", "JPY", "DAI", "BTC", "ETH")
 
 
-class CoinApiError(Exception):
+class CoinApiError(CryptoOracleError):
     """Any failure talking to CoinAPI; the message is one line meant for a person."""
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from utils.bar_checks import PRICE_FIELDS, untrusted_reasons
+from utils.errors import CryptoOracleError
 from utils.timeframes import timeframe_from_seconds
 
 KNOWN_EXCHANGES = {
@@ -71,7 +72,7 @@ _QUOTE_CURRENCIES = ("USDT", "USDC", "BUSD", "USD", "EUR", "GBP", "BTC", "ETH", 
 _BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
 
 
-class CsvFormatError(ValueError):
+class CsvFormatError(CryptoOracleError):
     """The file cannot be read as an OHLCV CSV at all; the message says why."""
 
 
@@ -199,6 +200,20 @@ def _first_data_symbol(path: Path, header_line: int, column: str) -> str | None:
     return None
 
 
+def _time_and_symbol_columns(headers: dict[str, str]) -> dict[str, str]:
+    """The file's unix-time, date and symbol columns, by their normalised header names."""
+    columns: dict[str, str] = {}
+    unix = next((headers[n] for n in ("unix timestamp", "unix", "timestamp") if n in headers), None)
+    if unix is not None:
+        columns["unix"] = unix
+    date = next((headers[n] for n in ("date", "datetime", "time") if n in headers), None)
+    if date is not None:
+        columns["date"] = date
+    if "symbol" in headers:
+        columns["symbol"] = headers["symbol"]
+    return columns
+
+
 def detect_layout(path: Path) -> CsvLayout:
     """Find the header line and map the file's columns onto ours."""
     head = _read_head(path)
@@ -212,18 +227,7 @@ def detect_layout(path: Path) -> CsvLayout:
         raise CsvFormatError(f"{path}: no column header on line {header_index + 1}")
     raw_headers = next(csv.reader([header_text]))
     headers = {_normalise_header(h): h for h in raw_headers if h.strip()}
-
-    columns: dict[str, str] = {}
-    for name in ("unix timestamp", "unix", "timestamp"):
-        if name in headers:
-            columns["unix"] = headers[name]
-            break
-    for name in ("date", "datetime", "time"):
-        if name in headers:
-            columns["date"] = headers[name]
-            break
-    if "symbol" in headers:
-        columns["symbol"] = headers["symbol"]
+    columns = _time_and_symbol_columns(headers)
     missing = [f for f in PRICE_FIELDS if f not in headers]
     if missing or not ({"unix", "date"} & columns.keys()):
         need = ", ".join(missing) if missing else "a Unix Timestamp or Date column"

@@ -23,11 +23,12 @@ from predictor.selectors_audit import (
     untrustworthy_condition,
 )
 from predictor.services.bars import delete_bars_where
+from utils.errors import CryptoOracleError
 
 EXAMPLES_SHOWN = 3
 
 
-class BarsChangedError(RuntimeError):
+class BarsChangedError(CryptoOracleError, RuntimeError):
     """Bars were written while --fix ran: the delete was rolled back and can be run again."""
 
 

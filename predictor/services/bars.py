@@ -33,11 +33,12 @@ from django.db import connection, transaction
 from predictor import sql
 from predictor.models import Stock, StockRollup
 from predictor.services.rollups import refresh_rollups
+from utils.errors import CryptoOracleError
 
 BAR_VALUE_FIELDS = ("open", "high", "low", "close", "volume")
 
 
-class SeriesKeyError(ValueError):
+class SeriesKeyError(CryptoOracleError):
     """A symbol, bar length or exchange that the bar store cannot hold as given."""
 
 

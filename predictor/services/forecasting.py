@@ -31,13 +31,14 @@ from predictor.services.training import (
     load_series,
 )
 from utils.features import make_windows
+from utils.errors import CryptoOracleError
 from utils.forecasters import ArtifactError
 from utils.timeframes import interval_seconds
 
 BATCH_SIZE = 5000
 
 
-class ForecastError(ValueError):
+class ForecastError(CryptoOracleError):
     """The session cannot be forecast: one line for the command to print."""
 
 

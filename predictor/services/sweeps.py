@@ -26,6 +26,7 @@ from predictor.services.training import (
     validate_config,
     validate_model_kind,
 )
+from utils.errors import CryptoOracleError
 
 # The TrainingConfig fields a grid may vary, and how their values are parsed. The data range
 # (symbol, -S, -E, --other-symbols), -V and the seed are the sweep's own flags, not a grid's.
@@ -43,7 +44,7 @@ GRID_TYPES: dict[str, type] = {
 ALIASES = {"model": "model_kind"}
 
 
-class SweepError(ValueError):
+class SweepError(CryptoOracleError):
     """A grid entry or a combination that cannot run: one line naming it."""
 
 

@@ -48,12 +48,13 @@ from utils.coinapi import (
     exchange_name,
     period_id,
 )
+from utils.errors import CryptoOracleError
 from utils.timeframes import timeframe_seconds
 
 DEFAULT_EXCHANGE = "Gemini"  # where the shipped CSVs come from
 
 
-class UpdateError(Exception):
+class UpdateError(CryptoOracleError):
     """The update cannot start as asked; nothing has been changed. One line for a person."""
 
 

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from utils.errors import CryptoOracleError
 from utils.features import (
     Scaler,
     Windows,
@@ -32,7 +33,7 @@ from utils.features import (
 )
 
 
-class ArtifactError(ValueError):
+class ArtifactError(CryptoOracleError):
     """A model or scaler file is missing, unreadable or tampered with: one line naming it."""
 
     def __init__(self, path: Path | str, reason: str):

@@ -1,12 +1,12 @@
 """./manage.py audit_bars [-s SYMBOL] [-b BAR_LENGTH] [--fix]: check the stored bars."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from predictor.management.base import OracleCommand
 from predictor.management.series_flags import add_series_flags
 from predictor.selectors_audit import Scope, audit_series, stored_series_keys
 from predictor.services.auditing import (
-    BarsChangedError,
     delete_untrustworthy_bars,
     deleted_lines,
     problem_lines,
@@ -16,7 +16,7 @@ from predictor.services.auditing import (
 SERIES_NAMED = 10  # stored series named when the flags match none
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Check stored series for bars off their grid, impossible values, mixed exchanges, "
         "provisional bars and gaps, one line per problem. --fix deletes the bars that cannot "
@@ -51,10 +51,7 @@ class Command(BaseCommand):
                     f"`manage.py audit_bars{_flags(scope)} --fix` deletes them"
                 )
             return
-        try:
-            deleted = delete_untrustworthy_bars(scope, now=now)
-        except BarsChangedError as error:
-            raise CommandError(str(error)) from error
+        deleted = delete_untrustworthy_bars(scope, now=now)
         for line in deleted_lines(deleted, audits):
             self.stdout.write(line)
         self.stdout.write(summary_line(audits, deleted=sum(d.bars.count for d in deleted)))

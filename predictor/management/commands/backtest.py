@@ -8,15 +8,15 @@ from __future__ import annotations
 import sys
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from predictor.management.base import OracleCommand
 from predictor.management.commands.evaluate import fmt
 from predictor.management.commands.leaderboard import spread_text
 from predictor.management.queueing import queued_message, user_name
 from predictor.management.training_flags import add_training_flags, given_training_options
 from predictor.services.backtesting import (
     BacktestConfig,
-    BacktestInputError,
     prepare_backtest,
     run_backtest,
 )
@@ -27,7 +27,7 @@ from utils.walk_forward import TRAIN_WINDOWS
 BAR_WIDTH = 30
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Walk-forward backtest: cut the test part (-T) into --folds consecutive folds, fit a "
         "model (-M) on the bars before each fold only (refitted every --retrain-every bars), "
@@ -86,10 +86,7 @@ class Command(BaseCommand):
             spread_bps=options["spread_bps"],
             alpha=options["alpha"],
         )
-        try:
-            plan = prepare_backtest(config)
-        except BacktestInputError as error:
-            raise CommandError(str(error)) from error
+        plan = prepare_backtest(config)
         index = plan.data.series.frame.index
         self.stdout.write(
             f"{config.training.symbol} {config.training.interval} {config.training.model_kind}: "

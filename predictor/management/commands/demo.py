@@ -1,14 +1,15 @@
 """./manage.py demo: queue the first-run demo (predictor.services.demo) for the workers."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from predictor.management.base import OracleCommand
 from predictor.management.queueing import queued_message, user_name
 from predictor.services.backtesting import BacktestInputError
 from predictor.services.demo import nothing_trained_yet, queue_demo
 from predictor.services.training import TrainingInputError
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Queue a small demo on the shipped hourly BTCUSD (persistence, linear, a small LSTM, "
         "a production LSTM with forecasts, a short walk-forward backtest) for the job workers."

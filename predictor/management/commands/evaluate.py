@@ -1,8 +1,7 @@
 """./manage.py evaluate -T <session id>: backtest and test a session's stored forecasts."""
 
-from django.core.management.base import BaseCommand, CommandError
-
-from predictor.services.evaluation import EvaluationError, evaluate
+from predictor.management.base import OracleCommand
+from predictor.services.evaluation import evaluate
 
 
 def describe(evaluation) -> list[str]:
@@ -63,7 +62,7 @@ def fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Score a session's stored one-step forecasts: long/short backtest against buy-and-hold, "
         "direction test against coin flipping, Diebold-Mariano against persistence; stored "
@@ -85,13 +84,10 @@ class Command(BaseCommand):
         parser.add_argument("--alpha", type=float, help="significance level (0.05)")
 
     def handle(self, *args, **options):
-        try:
-            evaluation = evaluate(
-                options["session"],
-                options["fee_bps"],
-                alpha=options["alpha"],
-                spread_bps=options["spread_bps"],
-            )
-        except EvaluationError as error:
-            raise CommandError(str(error)) from error
+        evaluation = evaluate(
+            options["session"],
+            options["fee_bps"],
+            alpha=options["alpha"],
+            spread_bps=options["spread_bps"],
+        )
         self.stdout.write("\n".join(describe(evaluation)))

@@ -5,16 +5,17 @@ production sessions print their live record: the forecasts made before their bar
 scored once the bars arrived (predictor.selectors_live).
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from predictor.management.base import OracleCommand
 from predictor.management.commands.evaluate import describe
 from predictor.management.queueing import queued_message, user_name
 from predictor.models import Job, TrainingSession
 from predictor.selectors_live import live_record
 from predictor.services.evaluation import EvaluationError, evaluate
-from predictor.services.forecasting import ForecastError, forecast
+from predictor.services.forecasting import forecast
 from predictor.services.jobs import enqueue_now
-from predictor.services.training import TrainingInputError, get_session
+from predictor.services.training import get_session
 
 
 def describe_live(record: dict, session_id: str) -> list[str]:
@@ -67,7 +68,7 @@ def _num(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Store one-step-ahead predictions of a training session for every bar of its range "
         "(only bars not predicted yet), and for production sessions the next O bars; print "
@@ -95,10 +96,7 @@ class Command(BaseCommand):
             )
             self.stdout.write(queued_message(job))
             return
-        try:
-            result = forecast(options["session"])
-        except ForecastError as error:
-            raise CommandError(str(error)) from error
+        result = forecast(options["session"])
         session = result.session
         self.stdout.write(
             f"session {session.id} ({session.kind} {session.symbol} {session.interval}): "
@@ -123,10 +121,7 @@ def queueable_session(session_id: str) -> TrainingSession:
     Whether the model file can be read is left to the worker (it may be on another machine's
     storage): a job that cannot read it fails naming the file.
     """
-    try:
-        session = get_session(session_id)
-    except TrainingInputError as error:
-        raise CommandError(str(error)) from error
+    session = get_session(session_id)
     if session.status == TrainingSession.Status.RUNNING:
         raise CommandError(f"session {session.id} is still training")
     if not session.model_path and not session.predictions.exists():

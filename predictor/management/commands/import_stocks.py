@@ -4,9 +4,10 @@ import sys
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
+from predictor.management.base import OracleCommand
 from predictor.models import Stock
 from predictor.services.importing import (
     DEFAULT_CHUNK_ROWS,
@@ -27,7 +28,7 @@ def _data_rows(path: Path) -> int:
         return 0
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Import OHLCV bars from CryptoDataDownload CSV files (every *.csv under data/ by "
         "default). Safe to run again: bars already stored are left as they are."

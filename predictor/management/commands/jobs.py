@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from predictor.management.base import OracleCommand
 from predictor.management.queueing import user_name
 from predictor.models import Job
 from predictor.selectors_jobs import job_detail, job_rows
 from predictor.services import jobs
-from predictor.services.backtesting import BacktestInputError
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "List jobs newest first (kind, status, progress, session, age, duration, error), or "
         "show one job and its parts (jobs <id>); --retry or --cancel a job; --reap marks work "
@@ -52,19 +52,16 @@ class Command(BaseCommand):
             )
         if options["limit"] < 1:
             raise CommandError("--limit must be at least 1")
-        try:
-            if options["retry"]:
-                self._retry(options["retry"])
-            elif options["cancel"]:
-                self._cancel(options["cancel"])
-            elif options["reap"]:
-                self._reap()
-            elif options["job"]:
-                self._show(jobs.get_job(options["job"]))
-            else:
-                self._list(options)
-        except (jobs.JobError, BacktestInputError) as error:  # a backtest retry re-checks
-            raise CommandError(str(error)) from error
+        if options["retry"]:
+            self._retry(options["retry"])
+        elif options["cancel"]:
+            self._cancel(options["cancel"])
+        elif options["reap"]:
+            self._reap()
+        elif options["job"]:
+            self._show(jobs.get_job(options["job"]))
+        else:
+            self._list(options)
 
     def _retry(self, job_id: str) -> None:
         job = jobs.retry(job_id, created_by=user_name())
@@ -123,16 +120,8 @@ class Command(BaseCommand):
                 write(f"  {name.replace('_at', '')}: {detail[name]:%Y-%m-%d %H:%M:%S} UTC")
         if detail["duration"] is not None:
             write(f"  took: {duration(detail['duration'])}")
-        if detail["created_by"]:
-            write(f"  by: {detail['created_by']}")
-        if detail["cancel_requested"] and detail["status"] == Job.Status.RUNNING:
-            write("  cancel asked: stops at its next epoch or fold")
-        if detail["parent"]:
-            write(f"  part of: {detail['parent']}")
-        if detail["retry_of"]:
-            write(f"  retry of: {detail['retry_of']}")
-        for retry in detail["retries"]:
-            write(f"  retried as: {retry}")
+        for text in _relations(detail):
+            write(text)
         losses = detail["progress_state"].get("losses") or []
         if losses:
             last = losses[-1]
@@ -143,6 +132,22 @@ class Command(BaseCommand):
             write(f"  parts ({len(detail['children'])}):")
             for row in detail["children"]:
                 write("    " + line(row))
+
+
+def _relations(detail: dict) -> list[str]:
+    """Who queued the job, whether a cancel is pending, its parent, what it retries and its
+    retries: the lines of `jobs <id>` between the times and the last epoch."""
+    lines = []
+    if detail["created_by"]:
+        lines.append(f"  by: {detail['created_by']}")
+    if detail["cancel_requested"] and detail["status"] == Job.Status.RUNNING:
+        lines.append("  cancel asked: stops at its next epoch or fold")
+    if detail["parent"]:
+        lines.append(f"  part of: {detail['parent']}")
+    if detail["retry_of"]:
+        lines.append(f"  retry of: {detail['retry_of']}")
+    lines.extend(f"  retried as: {retry}" for retry in detail["retries"])
+    return lines
 
 
 def line(row: dict) -> str:

@@ -1,12 +1,13 @@
 """./manage.py leaderboard: evaluation sessions ranked by test rel_mae."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from predictor.management.base import OracleCommand
 from predictor.management.commands.evaluate import fmt
 from predictor.selectors_evaluation import BACKTEST_NOTE, HOLM_NOTE, backtest_rows, leaderboard
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Rank evaluated evaluation sessions by test rel_mae (MAE over persistence's on the same "
         "bars; below 1 beats it), with test MASE, MAE, direction, strategy return net of "

@@ -1,11 +1,10 @@
 """./manage.py rebuild_rollups: build the hourly and daily rollups of every stored series."""
 
-from django.core.management.base import BaseCommand
-
+from predictor.management.base import OracleCommand
 from predictor.services.rollups import rebuild_all_rollups
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Build the rollups (hourly and daily buckets that get_bars reads) of every stored "
         "series from its bars. Imports and updates keep them current on their own; run this "

@@ -10,8 +10,9 @@ import secrets
 import sys
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from predictor.management.base import OracleCommand
 from predictor.management.commands.leaderboard import Command as LeaderboardCommand
 from predictor.management.queueing import queued_message, user_name
 from predictor.management.training_flags import (
@@ -25,7 +26,6 @@ from predictor.selectors_jobs import FINISHED, parts_status, sweep_results
 from predictor.services.evaluation import DEFAULT_ALPHA
 from predictor.services.sweeps import (
     GRID_TYPES,
-    SweepError,
     check_sweep,
     expand_grid,
     parse_grid,
@@ -38,7 +38,7 @@ from utils.walk_forward import TRAIN_WINDOWS
 BAR_WIDTH = 30
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Queue a sweep: train_model's flags as the base, --grid name=v1,v2 to vary settings "
         "(every combination, or --random K of them), --seeds S runs of each; each run an "
@@ -75,18 +75,15 @@ class Command(BaseCommand):
         backtest = self._backtest_options(options)
         seed = given.pop("seed", None)
         seed = seed if seed is not None else secrets.randbelow(2**31 - 1000)
-        try:
-            grid = parse_grid(options["grid"])
-            refuse_grid_flags(grid, given, options["grid"])
-            combinations = expand_grid(grid)
-            if options["random"] is not None:
-                combinations = sample_combinations(combinations, options["random"], seed)
-            base = TrainingConfig(**given)
-            children = check_sweep(
-                base, combinations, seeds=options["seeds"], seed=seed, backtest=backtest
-            )
-        except SweepError as error:
-            raise CommandError(str(error)) from error
+        grid = parse_grid(options["grid"])
+        refuse_grid_flags(grid, given, options["grid"])
+        combinations = expand_grid(grid)
+        if options["random"] is not None:
+            combinations = sample_combinations(combinations, options["random"], seed)
+        base = TrainingConfig(**given)
+        children = check_sweep(
+            base, combinations, seeds=options["seeds"], seed=seed, backtest=backtest
+        )
         job = queue_sweep(
             children,
             base=base,

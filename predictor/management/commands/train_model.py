@@ -5,8 +5,9 @@ Thin: parse and check the flags, call the training service, print the scores.
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from predictor.management.base import OracleCommand
 from predictor.management.queueing import queued_message, user_name
 from predictor.management.training_flags import (
     add_training_flags,
@@ -17,7 +18,6 @@ from predictor.models import Job
 from predictor.services.jobs import enqueue_now, training_arguments
 from predictor.services.training import (
     TrainingConfig,
-    TrainingInputError,
     prepare_training_data,
     prepare_update,
     train,
@@ -29,7 +29,7 @@ from predictor.services.training import (
 UPDATE_FLAGS = {"end", "epochs", "seed"}
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Train a forecaster (-M; an LSTM by default) on stored bars: an evaluation session "
         "(-V true: train/test split, scores against baselines) or a production session "
@@ -50,13 +50,10 @@ class Command(BaseCommand):
         self.verbosity = options["verbosity"]
         self.queue = options["queue"]
         given = given_training_options(options)
-        try:
-            if options["session"] is not None:
-                session = self._update(options["session"], given)
-            else:
-                session = self._train(given)
-        except TrainingInputError as error:
-            raise CommandError(str(error)) from error
+        if options["session"] is not None:
+            session = self._update(options["session"], given)
+        else:
+            session = self._train(given)
         if session is not None:
             self._report(session)
 

@@ -4,14 +4,14 @@ import sys
 from argparse import ArgumentTypeError
 from datetime import UTC, datetime
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
+from predictor.management.base import OracleCommand
 from predictor.management.series_flags import add_series_flags
 from predictor.services.updating import (
     SeriesPlan,
     SeriesUpdate,
-    UpdateError,
     client_from_settings,
     plan_updates,
     update_stocks,
@@ -36,7 +36,7 @@ def utc_moment(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-class Command(BaseCommand):
+class Command(OracleCommand):
     help = (
         "Fetch from CoinAPI every bar missing since the last stored bar of each series (or of "
         "the series named). Needs COINAPI_KEY. Safe to run again or after a crash: it resumes "
@@ -69,22 +69,17 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     def handle(self, *args, **options):
-        try:
-            client = client_from_settings()
-            plans = plan_updates(
-                options["symbol"],
-                options["bar_length"],
-                backfill_from=options["backfill"],
-                symbol_ids=dict(options["symbol_id"]),
-                allow_exchange_mix=options["allow_exchange_mix"],
-            )
-            hide = options["no_progress"] or options["verbosity"] == 0
-            with Progress(hide) as progress:
-                results = update_stocks(
-                    plans, client, limit=options["limit"], on_page=progress.page
-                )
-        except UpdateError as error:
-            raise CommandError(str(error)) from error
+        client = client_from_settings()
+        plans = plan_updates(
+            options["symbol"],
+            options["bar_length"],
+            backfill_from=options["backfill"],
+            symbol_ids=dict(options["symbol_id"]),
+            allow_exchange_mix=options["allow_exchange_mix"],
+        )
+        hide = options["no_progress"] or options["verbosity"] == 0
+        with Progress(hide) as progress:
+            results = update_stocks(plans, client, limit=options["limit"], on_page=progress.page)
         for result in results:
             self._report(result)
         failed = [r.error for r in results if r.error]
