@@ -43,6 +43,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # An expected error (utils.errors.CryptoOracleError) a view lets through: a 400.
+    "predictor.middleware.ExpectedErrorMiddleware",
 ]
 
 ROOT_URLCONF = "cryptooracle.urls"
