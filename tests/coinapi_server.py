@@ -172,96 +172,100 @@ def _query_time(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _handler_for(server: CoinApiServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # else each answer waits ~40 ms for a delayed ACK
+class _Handler(BaseHTTPRequestHandler):
+    coinapi: CoinApiServer  # set per server by _handler_for (self.server is the HTTP server)
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each answer waits ~40 ms for a delayed ACK
 
-        def log_message(self, *args) -> None:  # keep test output clean
-            pass
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
 
-        def do_GET(self) -> None:
-            url = urlparse(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            key = self.headers.get("X-CoinAPI-Key")
-            fault = server.next_fault()
-            server.requests.append({"path": url.path, "query": query, "key": key, "fault": fault})
-            if key != server.key:
-                return self.send_json(401, {"error": "Invalid API key"})
-            parts = url.path.strip("/").split("/")
-            if len(parts) != 4 or parts[:2] != ["v1", "ohlcv"] or parts[3] != "history":
-                return self.send_json(404, {"error": "Not found"})
-            if parts[2] not in server.series:
-                return self.send_json(400, {"error": f"Unknown symbol {parts[2]}"})
-            if query.get("period_id") != server.period_id:
-                return self.send_json(400, {"error": "Wrong period_id"})
-            if self.misbehave_before_body(fault):
-                return None
-            items = server.page(
-                parts[2],
-                _query_time(query["time_start"]),
-                _query_time(query["time_end"]),
-                int(query.get("limit", 100)),
-                fault,
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        key = self.headers.get("X-CoinAPI-Key")
+        fault = self.coinapi.next_fault()
+        self.coinapi.requests.append({"path": url.path, "query": query, "key": key, "fault": fault})
+        if key != self.coinapi.key:
+            return self.send_json(401, {"error": "Invalid API key"})
+        parts = url.path.strip("/").split("/")
+        if len(parts) != 4 or parts[:2] != ["v1", "ohlcv"] or parts[3] != "history":
+            return self.send_json(404, {"error": "Not found"})
+        if parts[2] not in self.coinapi.series:
+            return self.send_json(400, {"error": f"Unknown symbol {parts[2]}"})
+        if query.get("period_id") != self.coinapi.period_id:
+            return self.send_json(400, {"error": "Wrong period_id"})
+        if self.misbehave_before_body(fault):
+            return None
+        items = self.coinapi.page(
+            parts[2],
+            _query_time(query["time_start"]),
+            _query_time(query["time_end"]),
+            int(query.get("limit", 100)),
+            fault,
+        )
+        return self.send_items(items, fault)
+
+    def misbehave_before_body(self, fault: str | None) -> bool:
+        if fault == "429":
+            self.send_json(
+                429, {"error": "Too many requests"}, {"Retry-After": str(self.coinapi.retry_after)}
             )
-            return self.send_items(items, fault)
-
-        def misbehave_before_body(self, fault: str | None) -> bool:
-            if fault == "429":
-                self.send_json(
-                    429, {"error": "Too many requests"}, {"Retry-After": str(server.retry_after)}
-                )
-            elif fault == "503_wait":
-                self.send_json(
-                    503, {"error": "Down for maintenance"}, {"Retry-After": str(server.retry_after)}
-                )
-            elif fault in ("500", "503"):
-                self.send_json(int(fault), {"error": "Server error"})
-            elif fault == "hang":
-                server.stopping.wait(server.hang_seconds)
-                self.close_connection = True
-            elif fault == "drop":
-                self.hang_up()
-                self.close_connection = True
-            elif fault == "garbage":
-                self.send_body(200, b"<html>502 Bad Gateway</html>")
-            elif fault == "object":
-                self.send_json(200, {"data": []})
-            else:
-                return False
-            return True
-
-        def send_items(self, items: list, fault: str | None) -> None:
-            body = json.dumps(items).encode()
-            if fault not in ("cut", "hang_body"):
-                return self.send_body(200, body)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            if fault == "hang_body":
-                server.stopping.wait(server.hang_seconds)
+        elif fault == "503_wait":
+            self.send_json(
+                503,
+                {"error": "Down for maintenance"},
+                {"Retry-After": str(self.coinapi.retry_after)},
+            )
+        elif fault in ("500", "503"):
+            self.send_json(int(fault), {"error": "Server error"})
+        elif fault == "hang":
+            self.coinapi.stopping.wait(self.coinapi.hang_seconds)
+            self.close_connection = True
+        elif fault == "drop":
             self.hang_up()
             self.close_connection = True
-            return None
+        elif fault == "garbage":
+            self.send_body(200, b"<html>502 Bad Gateway</html>")
+        elif fault == "object":
+            self.send_json(200, {"data": []})
+        else:
+            return False
+        return True
 
-        def hang_up(self) -> None:
-            with contextlib.suppress(OSError):  # the client may have given up first
-                self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
+    def send_items(self, items: list, fault: str | None) -> None:
+        body = json.dumps(items).encode()
+        if fault not in ("cut", "hang_body"):
+            return self.send_body(200, body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        if fault == "hang_body":
+            self.coinapi.stopping.wait(self.coinapi.hang_seconds)
+        self.hang_up()
+        self.close_connection = True
+        return None
 
-        def send_json(self, status: int, payload, headers: dict | None = None) -> None:
-            self.send_body(status, json.dumps(payload).encode(), headers)
+    def hang_up(self) -> None:
+        with contextlib.suppress(OSError):  # the client may have given up first
+            self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
 
-        def send_body(self, status: int, body: bytes, headers: dict | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
+    def send_json(self, status: int, payload, headers: dict | None = None) -> None:
+        self.send_body(status, json.dumps(payload).encode(), headers)
 
-    return Handler
+    def send_body(self, status: int, body: bytes, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _handler_for(server: CoinApiServer) -> type[BaseHTTPRequestHandler]:
+    return type("Handler", (_Handler,), {"coinapi": server})
