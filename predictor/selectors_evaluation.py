@@ -122,7 +122,7 @@ def session_evaluation(session_id) -> Evaluation | None:
     """The stored evaluation of one session, or None when it has not been evaluated.
 
     `evaluation.results` is {"train": PART, "test": PART} (test absent for production
-    sessions), each PART a dict:
+    sessions), each PART a utils.shapes.EvaluatedPart:
 
     - "sample": "in-sample (fitted)" for the training part (the model's fits to bars it
       was trained on: never a verdict), "out-of-sample" for the test part; "in_sample": bool

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 
+from utils import shapes
 from utils.strategy import SECONDS_PER_YEAR
 
 DEFAULT_RESAMPLES = 1000
@@ -52,8 +54,8 @@ class BootstrapInterval:
     sharpe_high: float | None
     sharpe_resamples: int
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self) -> shapes.Bootstrap:
+        return cast(shapes.Bootstrap, asdict(self))
 
 
 def block_length(bars: int) -> int:

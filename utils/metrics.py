@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from utils import shapes
+
 # A forecast within this fraction of the last close is "no change": a price that went
 # through a scaler and back differs from the close it came from by ~1e-12 relative, and the
 # sign of that rounding error is not a call on the market's direction.
@@ -112,7 +114,7 @@ def scores(
     last_close: np.ndarray,
     *,
     scale: float | None = None,
-) -> dict:
+) -> shapes.Scores:
     """All six scores (over every step ahead) and the number of predicted bars.
 
     `scale` is the training part's naive_scale; without it MASE is None.

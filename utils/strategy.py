@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 from scipy import stats
 
+from utils import shapes
 from utils.metrics import move_direction
 
 SECONDS_PER_YEAR = 365.25 * 86400  # crypto trades around the clock, every day of the year
@@ -121,8 +123,8 @@ class Performance:
     fees: float
     spread_costs: float
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self) -> shapes.Performance:
+        return cast(shapes.Performance, asdict(self))
 
 
 @dataclass(frozen=True)
@@ -223,8 +225,8 @@ class DirectionTest:
     alpha: float
     rejected: bool
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self) -> shapes.DirectionTest:
+        return cast(shapes.DirectionTest, asdict(self))
 
 
 def direction_test(hits: np.ndarray, alpha: float = 0.05) -> DirectionTest:
@@ -280,8 +282,8 @@ class DieboldMariano:
     horizon: int
     loss: str = "squared_error"
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def to_dict(self) -> shapes.DieboldMariano:
+        return cast(shapes.DieboldMariano, asdict(self))
 
 
 def diebold_mariano(

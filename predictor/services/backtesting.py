@@ -41,6 +41,8 @@ from predictor.services.training import (
     validate_model_kind,
 )
 from utils.features import Windows, make_windows
+from utils import shapes
+from utils.errors import CryptoOracleError
 from utils.forecasters import TrainingPart, forecaster_class
 from utils.metrics import consecutive_naive_scale, scores
 from utils.timeframes import interval_seconds
@@ -48,7 +50,7 @@ from utils.walk_forward import Segment, walk_forward_plan
 
 BATCH_SIZE = 5000
 # The figures whose spread across seeds and folds is reported: (name, where in a part's results).
-SPREAD_FIGURES = {
+SPREAD_FIGURES: dict[shapes.FigureName, tuple[str, str]] = {
     "rel_mae": ("scores", "rel_mae"),
     "mase": ("scores", "mase"),
     "directional_accuracy": ("scores", "directional_accuracy"),
@@ -59,7 +61,7 @@ SPREAD_FIGURES = {
 Progress = Callable[[int, int, TrainingSession], None]
 
 
-class BacktestInputError(ValueError):
+class BacktestInputError(CryptoOracleError):
     """Bad flags or data for a backtest: one line, before anything is stored."""
 
 
@@ -368,7 +370,7 @@ def _fit_and_forecast(
 # Summary --------------------------------------------------------------------------------------
 
 
-def summarize(backtest: Backtest) -> dict:
+def summarize(backtest: Backtest) -> shapes.BacktestResults:
     """Per fold and seed, pooled per seed, and the spread of the headline figures.
 
     Pooled: a seed's folds' forecasts as one out-of-sample stretch, evaluated with every test
@@ -380,7 +382,7 @@ def summarize(backtest: Backtest) -> dict:
     )
     folds = [_fold_row(session) for session in sessions]
     bar_seconds = interval_seconds(backtest.interval)
-    pooled = {}
+    pooled: dict[str, shapes.EvaluatedPart] = {}
     for seed in backtest.seeds:
         mine = [session for session in sessions if session.seed == seed]
         frame = pd.concat([forecast_frame(session) for session in mine]).sort_index()
@@ -419,8 +421,8 @@ def _scale_of(session: TrainingSession) -> float | None:
     return test["mae"] / test["mase"] if test.get("mase") else None
 
 
-def _fold_row(session: TrainingSession) -> dict:
-    test = session.evaluation.results["test"]
+def _fold_row(session: TrainingSession) -> shapes.FoldRow:
+    test: shapes.EvaluatedPart = session.evaluation.results["test"]
     return {
         "fold": session.fold,
         "seed": session.seed,
@@ -437,15 +439,21 @@ def _fold_row(session: TrainingSession) -> dict:
     }
 
 
-def _figures(part: dict) -> dict:
-    return {name: part[group].get(key) for name, (group, key) in SPREAD_FIGURES.items()}
+def _figures(part: shapes.EvaluatedPart) -> shapes.Figures:
+    return {
+        "rel_mae": part["scores"].get("rel_mae"),
+        "mase": part["scores"].get("mase"),
+        "directional_accuracy": part["scores"].get("directional_accuracy"),
+        "strategy_return": part["strategy"].get("total_return"),
+        "sharpe": part["strategy"].get("sharpe"),
+    }
 
 
-def _spread(rows: list[dict]) -> dict:
+def _spread(rows: list[shapes.Figures]) -> dict[str, shapes.Spread]:
     """Mean, min and max of each figure over the rows (figures that are None are left out)."""
-    spread = {}
+    spread: dict[str, shapes.Spread] = {}
     for name in SPREAD_FIGURES:
-        values = [row[name] for row in rows if row.get(name) is not None]
+        values = [value for row in rows if (value := row.get(name)) is not None]
         spread[name] = (
             {
                 "mean": float(np.mean(values)),

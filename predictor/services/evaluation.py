@@ -19,8 +19,9 @@ import pandas as pd
 from predictor.models import Evaluation, StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, get_bars
 from predictor.services.training import TrainingInputError, get_session
-from utils import strategy
+from utils import shapes, strategy
 from utils.bootstrap import block_bootstrap
+from utils.errors import CryptoOracleError
 from utils.features import bar_positions
 from utils.metrics import consecutive_naive_scale, naive_scale, scores
 from utils.timeframes import interval_seconds
@@ -36,7 +37,7 @@ IN_SAMPLE = "in-sample (fitted)"
 OUT_OF_SAMPLE = "out-of-sample"
 
 
-class EvaluationError(ValueError):
+class EvaluationError(CryptoOracleError):
     """The session cannot be evaluated: one line for the command to print."""
 
 
@@ -79,7 +80,7 @@ def evaluate(
     bar_seconds = interval_seconds(session.interval)
     parts = split_parts(session, frame)
     scale = mase_scale(session, parts["train"])
-    results = {
+    results: shapes.EvaluationResults = {
         name: evaluate_part(
             part,
             bar_seconds,
@@ -93,7 +94,8 @@ def evaluate(
         for name, part in parts.items()
         if len(part.times)
     }
-    test_rel_mae = results.get("test", {}).get("scores", {}).get("rel_mae")
+    test = results.get("test")
+    test_rel_mae = test["scores"]["rel_mae"] if test else None
     evaluation, _ = Evaluation.objects.update_or_create(
         session=session,
         defaults={
@@ -212,8 +214,8 @@ def evaluate_part(
     scale: float | None,
     persistence: bool = False,
     in_sample: bool = False,
-) -> dict:
-    """Everything stored for one part (see selectors_evaluation.session_evaluation).
+) -> shapes.EvaluatedPart:
+    """Everything stored for one part (utils.shapes.EvaluatedPart).
 
     `scale` is MASE's denominator, from the training part for both parts. A persistence
     session gets no Diebold-Mariano test: its errors are persistence's own, and a statistic
@@ -231,8 +233,9 @@ def evaluate_part(
     )
     hits = strategy.direction_hits(part.predicted, part.actual, part.last_close)
     direction = strategy.direction_test(hits, alpha)
+    dm: shapes.DieboldMariano
     if persistence:
-        dm = {**strategy.DieboldMariano(None, None, None, None, len(part.times), 1).to_dict()}
+        dm = strategy.DieboldMariano(None, None, None, None, len(part.times), 1).to_dict()
         dm["reason"] = "persistence is not tested against itself"
     else:
         dm = strategy.diebold_mariano(
@@ -260,7 +263,9 @@ def evaluate_part(
     }
 
 
-def _equity(times: pd.DatetimeIndex, result: strategy.Backtest, bar_seconds: float) -> dict:
+def _equity(
+    times: pd.DatetimeIndex, result: strategy.Backtest, bar_seconds: float
+) -> shapes.Equity:
     """Both curves, the first point at the opening of the first bar (wealth 1.0).
 
     Point i > 0 is the wealth at the close of forecast bar i-1. Thinned evenly to at most

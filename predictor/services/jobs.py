@@ -22,13 +22,15 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from predictor.models import Backtest, Job, TrainingSession
+from utils import shapes
+from utils.errors import CryptoOracleError
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ class JobCancelled(Exception):
     """Raised at the next epoch or fold boundary after a cancel was asked for."""
 
 
-class JobError(ValueError):
+class JobError(CryptoOracleError):
     """A job that cannot be queued, retried or cancelled: one line for the user."""
 
 
@@ -235,15 +237,16 @@ class Progress:
 
     def __init__(self, job: Job):
         self.job = job
-        self.state: dict = dict(job.progress or {})
+        self.state: shapes.JobProgress = {**(job.progress or {})}
 
     def step(self, done: int, total: int, text: str = "") -> None:
         self.state |= {"done": done, "total": total, "text": text}
         self._save()
 
-    def epoch(self, epoch: int, epochs: int, logs: dict) -> None:
+    def epoch(self, epoch: int, epochs: int, logs: dict[str, float]) -> None:
         losses = self.state.setdefault("losses", [])
-        losses.append({"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
+        figures = {k: float(v) for k, v in logs.items()}
+        losses.append(cast(shapes.EpochLosses, {"epoch": epoch, **figures}))  # Keras's keys
         self.state |= {"epoch": epoch, "epochs": epochs}
         self._save()
 

@@ -21,7 +21,8 @@ from predictor.models import TrainingSession
 from predictor.selectors import NoBarsError, get_bars, stored_symbols
 from predictor.services import artifacts
 from predictor.services.sessions import session_run
-from utils import lstm
+from utils import lstm, shapes
+from utils.errors import CryptoOracleError
 from utils.features import (
     FEATURE_SETS,
     SCALERS,
@@ -39,7 +40,7 @@ from utils.timeframes import interval_seconds
 EpochCallback = Callable[[int, int, dict], None]
 
 
-class TrainingInputError(ValueError):
+class TrainingInputError(CryptoOracleError):
     """Bad flags or data: reported as one line, before any training starts."""
 
 
@@ -270,7 +271,9 @@ def train(
     try:
         with session_run(session):
             forecaster = make_forecaster(config, on_epoch).fit(training_part(data))
-            metrics = {"train": score_part(forecaster, data.train, data, config)}
+            metrics: shapes.SessionMetrics = {
+                "train": score_part(forecaster, data.train, data, config)
+            }
             if config.evaluation:
                 metrics["test"] = score_part(forecaster, data.test, data, config)
             model_path, scaler_path = store_forecaster(forecaster, session.id, stored)
@@ -341,7 +344,9 @@ def actual_prices(windows: Windows, closes: np.ndarray, output_size: int) -> np.
     return closes[windows.first_target[:, None] + np.arange(output_size)]
 
 
-def score_part(forecaster: Forecaster, windows: Windows, data: TrainingData, config) -> dict:
+def score_part(
+    forecaster: Forecaster, windows: Windows, data: TrainingData, config: TrainingConfig
+) -> shapes.PartMetrics:
     """The session's model, persistence and linear regression scored on one part, in prices.
 
     The baselines go through the same interface, fitted on the same training part, so all
@@ -357,13 +362,19 @@ def score_part(forecaster: Forecaster, windows: Windows, data: TrainingData, con
             output_size=config.output_size, target=config.target, scaler=config.scaler
         ),
     }
-    result = {
-        "model": scores(actual, forecaster.predict(windows, times), windows.last_close, scale=scale)
+    baseline_scores = {
+        name: scores(
+            actual, baseline.fit(part).predict(windows, times), windows.last_close, scale=scale
+        )
+        for name, baseline in baselines.items()
     }
-    for name, baseline in baselines.items():
-        prices = baseline.fit(part).predict(windows, times)
-        result[name] = scores(actual, prices, windows.last_close, scale=scale)
-    return result
+    return {
+        "model": scores(
+            actual, forecaster.predict(windows, times), windows.last_close, scale=scale
+        ),
+        "persistence": baseline_scores["persistence"],
+        "linear_regression": baseline_scores["linear_regression"],
+    }
 
 
 def training_scale(data: TrainingData) -> float | None:
