@@ -5,7 +5,9 @@ has one home and production cannot silently drift from development.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from celery.schedules import crontab
@@ -31,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "predictor",
 ]
 
@@ -45,6 +48,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # An expected error (utils.errors.CryptoOracleError) a view lets through: a 400.
     "predictor.middleware.ExpectedErrorMiddleware",
+    "cryptooracle.security.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "cryptooracle.urls"
@@ -75,10 +81,12 @@ ASGI_APPLICATION = "cryptooracle.asgi.application"
 SQLITE_OPTIONS = {"transaction_mode": "IMMEDIATE", "timeout": 30}
 
 
-def database_from_environment(default_sqlite_path: Path) -> dict:
+def database_from_environment(default_sqlite_path: Path) -> dict[str, Any]:
     """DATABASE_URL wins (Heroku), then the RDS_* variables (Elastic Beanstalk), else SQLite."""
     if os.environ.get("DATABASE_URL"):
-        database = dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)
+        database: dict[str, Any] = {
+            **dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)
+        }
         if database["ENGINE"].endswith("sqlite3"):
             database["OPTIONS"] = {**SQLITE_OPTIONS, **database.get("OPTIONS", {})}
         return database
@@ -101,6 +109,39 @@ def database_from_environment(default_sqlite_path: Path) -> dict:
 
 DATABASES = {"default": database_from_environment(BASE_DIR / "db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Login throttling (django-axes) on the admin's and the site's login: after
+# AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is refused
+# (HTTP 429, the right password too) until AXES_COOLOFF_TIME has passed without another try.
+# Attempts are rows in the database, so every web process counts the same failures.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", "30")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no banner on every command's start; lockouts are still logged
+AXES_CLIENT_IP_CALLABLE = "cryptooracle.security.client_ip"
+# Proxies in front of the app that append to X-Forwarded-For (production: 1).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+
+# Content-Security-Policy (cryptooracle.security): scripts and everything else from this site
+# only; no inline scripts (the pages' data is in <script type="application/json"> blocks).
+# Inline styles are allowed: plotly.js and the admin set style attributes as they draw.
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -151,7 +192,7 @@ STORAGES = {
     "artifacts": artifacts_storage(os.environ),
 }
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
@@ -240,3 +281,35 @@ CELERY_BEAT_SCHEDULE = {
     },
     "reap-lost-work": {"task": "predictor.reap_lost", "schedule": 30.0},
 }
+
+
+def caches_from_environment(environ, cache_dir: Path) -> dict:
+    """Chart responses and the data version they are keyed by (predictor/caching.py).
+
+    CACHE_URL (or Heroku's REDIS_URL) names a Redis that every web process and worker
+    shares, for both. Without one: responses in each process's memory, the data version in
+    files under `cache_dir`, which every process of this machine (web, workers) sees.
+    """
+    url = environ.get("CACHE_URL", "").strip() or environ.get("REDIS_URL", "").strip()
+    if url:
+        redis = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+        return {
+            "default": {**redis, "KEY_PREFIX": "cryptooracle"},
+            "versions": {**redis, "KEY_PREFIX": "cryptooracle"},
+        }
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "cryptooracle-responses",
+            "OPTIONS": {"MAX_ENTRIES": 500},
+        },
+        "versions": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(cache_dir),
+        },
+    }
+
+
+CACHES = caches_from_environment(os.environ, BASE_DIR / "var" / "cache")
+# How long a cached chart response is kept at most (a write replaces it sooner).
+CACHE_RESPONSE_SECONDS = int(os.environ.get("CACHE_RESPONSE_SECONDS", "300"))

@@ -47,3 +47,7 @@ LOGGING = {
     **LOGGING,
     "handlers": {"console": {**LOGGING["handlers"]["console"], "stream": "ext://sys.stdout"}},
 }
+
+# Heroku's router and Elastic Beanstalk's load balancer each append the client's address to
+# X-Forwarded-For: login throttling counts that address, not the proxy's.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "1"))

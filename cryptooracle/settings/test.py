@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, STORAGES, database_from_environment
+from .base import BASE_DIR, STORAGES, caches_from_environment, database_from_environment
 
 DEBUG = False
 SECRET_KEY = "test-only-not-secret"
@@ -49,3 +49,23 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "store_processed": False,
     "polling_interval": 0.2,
 }
+
+# No response caching unless a test asks for it (tests/test_caching.py switches "default" to
+# local memory): tests set up states with raw .update()s and roll the database back between
+# them, which no service bumps the data version for. The data version lives in a folder of
+# this test database, never Redis: worker processes a test starts (DATABASE_URL = the test
+# database) share it, test runs side by side never do.
+_database = DATABASES["default"]
+_name = str(_database["NAME"])
+if not (Path(_name).name.startswith("test-db-") or _name.startswith("test_")):
+    _name = str(_database.get("TEST", {}).get("NAME") or f"test_{_name}")
+CACHES = {
+    **caches_from_environment(
+        {}, Path(tempfile.gettempdir()) / f"cryptooracle-test-cache-{Path(_name).stem}"
+    ),
+    "default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+}
+
+# Django's test client logs in without a request (client.login), which django-axes refuses:
+# tests of the throttling itself switch it on (tests/test_hardening.py).
+AXES_ENABLED = False
