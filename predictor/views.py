@@ -20,6 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from predictor import selectors_live, selectors_web
+from predictor.caching import cached_response
 from predictor.forms import ForecastForm, PriceForm, SessionChoiceForm
 from predictor.models import TrainingSession
 from predictor.selectors_evaluation import (
@@ -265,6 +266,7 @@ def _json_response(body: dict, status: int) -> HttpResponse:
 
 
 @require_GET
+@cached_response(anonymous_only=True)
 def index(request: HttpRequest) -> HttpResponse:
     """Price and volume of a stored symbol, and the table of stored series."""
     series = selectors_web.series_spans()
@@ -272,25 +274,30 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@cached_response()
 def index_data(request: HttpRequest) -> HttpResponse:
     return _data(request, price_context, "predictor/_price_details.html")
 
 
 @require_GET
+@cached_response(anonymous_only=True)
 def forecast(request: HttpRequest) -> HttpResponse:
     return _page(request, forecast_context, "predictor/forecast.html")
 
 
 @require_GET
+@cached_response()
 def forecast_data(request: HttpRequest) -> HttpResponse:
     return _data(request, forecast_context, "predictor/_forecast_details.html")
 
 
 @require_GET
+@cached_response(anonymous_only=True)
 def evaluation(request: HttpRequest) -> HttpResponse:
     return _page(request, evaluation_page_context, "predictor/evaluation.html")
 
 
 @require_GET
+@cached_response()
 def evaluation_data(request: HttpRequest) -> HttpResponse:
     return _data(request, evaluation_context, "predictor/_evaluation_details.html")

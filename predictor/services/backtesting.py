@@ -20,6 +20,7 @@ import pandas as pd
 from django.db import transaction
 from django.utils import timezone
 
+from predictor import caching
 from predictor.models import Backtest, StockPrediction, TrainingSession
 from predictor.services.evaluation import (
     DEFAULT_ALPHA,
@@ -365,6 +366,7 @@ def _fit_and_forecast(
     ]
     with transaction.atomic():
         StockPrediction.objects.bulk_create(predictions, batch_size=BATCH_SIZE)
+        caching.bump()  # bulk-created rows send no signal
 
 
 # Summary --------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from django.db import connection, transaction
 
-from predictor import sql
+from predictor import caching, sql
 from predictor.models import Stock, StockRollup
 from predictor.services.rollups import refresh_rollups
 from utils.errors import CryptoOracleError
@@ -91,6 +91,7 @@ def insert_bars(
         )
         if inserted or confirmed or marked:
             refresh_rollups(key.symbol, key.bar_length, bars["time"])
+            caching.bump()
     return InsertResult(inserted, changed)
 
 
@@ -108,6 +109,8 @@ def delete_bars_where(condition: str, params: list) -> int:
         deleted = cursor.rowcount
         for (symbol, bar_length), rows in doomed.groupby(["symbol", "bar_length"]):
             refresh_rollups(symbol, bar_length, rows["time"].tolist())
+        if deleted:
+            caching.bump()
     return deleted
 
 

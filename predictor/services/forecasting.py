@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from predictor import caching
 from predictor.models import StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, latest_bar_time, source_bar_length
 from predictor.services.training import (
@@ -107,6 +108,7 @@ def forecast(session_id: str) -> ForecastResult:
             predictions + future, batch_size=BATCH_SIZE, ignore_conflicts=True
         )
         filled = _fill_actuals(session, series)
+        caching.bump()  # bulk-created rows send no signal
     return ForecastResult(session, len(predictions), len(future), filled)
 
 

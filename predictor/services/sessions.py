@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from predictor import caching
 from predictor.models import TrainingSession
 
 
@@ -33,6 +34,7 @@ def session_run(session: TrainingSession) -> Iterator[list[Path]]:
         status=session.status, updated_at=session.heartbeat_at, heartbeat_at=session.heartbeat_at
     )
     link_session(session)
+    caching.bump()  # an .update(): no signal
     written: list[Path] = []
     try:
         with heartbeat(session=session):
@@ -57,5 +59,6 @@ def session_mark_failed(*, session: TrainingSession, error: BaseException) -> No
         TrainingSession.objects.filter(pk=session.pk).update(
             status=TrainingSession.Status.FAILED, error=message, updated_at=timezone.now()
         )
+        caching.bump()
     session.status = TrainingSession.Status.FAILED
     session.error = message
