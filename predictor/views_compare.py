@@ -68,7 +68,7 @@ def compare_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     forecasts = selectors_compare.out_of_sample_forecasts(picks)
     figures, reasons = {}, {}
     if forecasts.forecasts:
-        title = f"Out-of-sample forecasts, 1 bar ahead, at {forecasts.interval} · UTC"
+        title = f"Out-of-sample, 1 bar ahead · {forecasts.interval} · UTC"
         figures["forecasts"] = charts.compare_forecast_figure(
             forecasts.actual, forecasts.forecasts, title
         )
@@ -76,9 +76,7 @@ def compare_context(params: QueryDict) -> tuple[dict[str, Any], int]:
         reasons["forecasts"] = "None of the picks has stored out-of-sample forecasts to draw."
     curves = selectors_compare.equity_curves(picks)
     if curves:
-        figures["equity"] = charts.compare_equity_figure(
-            curves, "Test-part equity: strategy (solid) and buy-and-hold (dotted), growth of 1"
-        )
+        figures["equity"] = charts.compare_equity_figure(curves, "Test-part equity, growth of 1")
     else:
         reasons["equity"] = (
             "None of the picks has a stored equity curve: evaluate a session "

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
 from predictor import selectors_live, selectors_web
@@ -63,8 +64,9 @@ def _lines(header: Iterable[str], rows: Iterable[Iterable[object]]) -> Iterator[
         yield writer.writerow([cell(value) for value in row])
 
 
-def _csv(header, rows, filename: str, *, stream: bool) -> HttpResponse:
+def _csv(header, rows, filename: str, *, stream: bool) -> HttpResponseBase:
     disposition = f'attachment; filename="{filename}"'
+    response: HttpResponseBase
     if stream:
         response = StreamingHttpResponse(_lines(header, rows), content_type="text/csv")
     else:
@@ -78,7 +80,7 @@ def _error(message: str, status: int) -> HttpResponse:
 
 
 @require_GET
-def bars_csv(request: HttpRequest) -> HttpResponse:
+def bars_csv(request: HttpRequest) -> HttpResponseBase:
     """?symbol=&start=&end= (days, end included; both optional): the stored bars of the finest
     length in the range, as stored (the Prices page draws them aggregated when long)."""
     symbol = request.GET.get("symbol", "")
@@ -129,7 +131,7 @@ def _session(request: HttpRequest) -> TrainingSession | HttpResponse:
 
 
 @require_GET
-def predictions_csv(request: HttpRequest) -> HttpResponse:
+def predictions_csv(request: HttpRequest) -> HttpResponseBase:
     """?session=: every stored prediction of the session, by time then steps ahead."""
     session = _session(request)
     if isinstance(session, HttpResponse):
@@ -151,35 +153,49 @@ def predictions_csv(request: HttpRequest) -> HttpResponse:
     return _csv(PREDICTION_COLUMNS, rows, f"predictions_{session.id}.csv", stream=True)
 
 
+PART_ORDER = ("train", "test", "live")
+ITEM_ORDER = ("model", "persistence", "linear_regression")
+
+
+def _ordered(keys, first: tuple[str, ...]) -> list[str]:
+    """Known keys in their reading order, then the rest alphabetically: PostgreSQL's jsonb
+    keeps no insertion order, so the file must not depend on it."""
+    keys = list(keys)
+    return [k for k in first if k in keys] + sorted(k for k in keys if k not in first)
+
+
 def score_rows(session: TrainingSession) -> list[tuple]:
     """(part, source, item, metric, value) rows: the scores computed at training
     ("training", per forecaster), the stored evaluation of each part ("evaluation": scores,
     strategy and buy-and-hold figures, the direction test, Diebold-Mariano, the bootstrap
-    interval) and a production session's live record (part "live")."""
+    interval) and a production session's live record (part "live"). Metrics alphabetically."""
     rows = []
-    for part, forecasters in (session.metrics or {}).items():
-        for item, metrics in (forecasters or {}).items():
-            if isinstance(metrics, dict):
-                rows += [(part, "training", item, k, v) for k, v in metrics.items()]
+    metrics = session.metrics or {}
+    for part in _ordered(metrics, PART_ORDER):
+        forecasters = metrics[part] or {}
+        for item in _ordered(forecasters, ITEM_ORDER):
+            values = forecasters[item]
+            if isinstance(values, dict):
+                rows += [(part, "training", item, k, values[k]) for k in sorted(values)]
     evaluation = session_evaluation(session.id)
     parts = dict((evaluation.results if evaluation else {}) or {})
     record = selectors_live.live_record(session)
     if record and record.get("result"):
         parts["live"] = record["result"]
     groups = ("scores", "strategy", "buy_and_hold", "direction_test", "diebold_mariano")
-    for part, result in parts.items():
+    for part in _ordered(parts, PART_ORDER):
         for group in (*groups, "bootstrap"):
-            values = (result or {}).get(group) or {}
+            values = (parts[part] or {}).get(group) or {}
             rows += [
-                (part, "evaluation", "model" if group == "scores" else group, k, v)
-                for k, v in values.items()
-                if v is None or isinstance(v, bool | int | float)
+                (part, "evaluation", "model" if group == "scores" else group, k, values[k])
+                for k in sorted(values)
+                if values[k] is None or isinstance(values[k], bool | int | float)
             ]
     return rows
 
 
 @require_GET
-def scores_csv(request: HttpRequest) -> HttpResponse:
+def scores_csv(request: HttpRequest) -> HttpResponseBase:
     """?session=: each part's scores and strategy figures, one value a row."""
     session = _session(request)
     if isinstance(session, HttpResponse):
