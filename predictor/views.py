@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET
 
 from predictor import selectors_live, selectors_web
 from predictor.caching import cached_response
-from predictor.forms import ForecastForm, PriceForm, SessionChoiceForm
+from predictor.forms import ForecastForm, PriceForm, SessionChoiceForm, session_label
 from predictor.models import TrainingSession
 from predictor.selectors_evaluation import (
     BACKTEST_NOTE,
@@ -45,11 +45,22 @@ class NotFound(Exception):
 
 def _merge(defaults: dict[str, str], params: QueryDict) -> dict[str, str]:
     """The request's non-empty values over the defaults (an emptied field means 'default')."""
-    return {**defaults, **{k: v for k, v in params.items() if v != ""}}
+    given = {k: v for k, v in params.items() if isinstance(v, str) and v != ""}
+    return {**defaults, **given}
 
 
 def _day(value) -> str:
     return f"{value:%Y-%m-%d}"
+
+
+def _bound_dates(form, span: tuple | None) -> None:
+    """Date inputs limited to the days stored (min/max attributes; the server still accepts
+    any date it can parse, clipping it to the data)."""
+    if span is None:
+        return
+    limits = {"min": _day(span[0]), "max": _day(span[1])}
+    for name in ("start", "end"):
+        form.fields[name].widget.attrs.update(limits)
 
 
 def price_context(params: QueryDict) -> tuple[dict[str, Any], int]:
@@ -64,26 +75,42 @@ def price_context(params: QueryDict) -> tuple[dict[str, Any], int]:
         start = last - timedelta(days=selectors_web.DEFAULT_DAYS - 1)
         defaults |= {"start": _day(start), "end": _day(last)}
     form = PriceForm(_merge(defaults, params), symbols=symbols)
+    if symbol in symbols:
+        _bound_dates(form, selectors_web.symbol_span(symbol))
     if not form.is_valid():
         return {"form": form, "figures": {}}, 400
     start, end = form.range()
     symbol, style = form.cleaned_data["symbol"], form.cleaned_data["style"]
     chart = selectors_web.chart_bars(symbol, start, end)
-    context = {"form": form, "figures": {}, "symbol": symbol}
+    context = {"form": form, "figures": {}, "symbol": symbol, "notes": []}
     if chart is None:
         context["empty"] = (
             f"No {symbol} bars between {_day(start)} and {_day(end - timedelta(days=1))} (UTC)."
+            + _stored_days(selectors_web.symbol_span(symbol))
         )
         return context, 200
     title = f"{symbol} · {chart.interval} bars · UTC"
     context["figures"] = {"price": charts.price_volume_figure(chart.bars, title, style)}
     provisional = chart.bars.index[chart.bars["provisional"].to_numpy()]
+    if _day(chart.first) > _day(start) or _day(chart.last) < _day(end - timedelta(days=1)):
+        context["notes"].append(
+            f"Stored {symbol} bars in this range run from {chart.first:%Y-%m-%d %H:%M} to "
+            f"{chart.last:%Y-%m-%d %H:%M} UTC; the rest of the range has none, so the chart "
+            "covers only those."
+        )
     context |= {
         "interval": chart.interval,
         "bar_count": len(chart.bars),
         "provisional": [time.to_pydatetime() for time in provisional],
+        "download": {"symbol": symbol, "start": _day(start), "end": _day(end - timedelta(days=1))},
     }
     return context, 200
+
+
+def _stored_days(span: tuple | None) -> str:
+    if span is None:
+        return ""
+    return f" Its stored bars run from {_day(span[0])} to {_day(span[1])}."
 
 
 def _chosen_session(params: QueryDict, kind: str, choices: list[TrainingSession]):
@@ -114,19 +141,28 @@ def forecast_context(params: QueryDict) -> tuple[dict[str, Any], int]:
         zip(("start", "end"), map(_day, default_range), strict=True)
     )
     form = ForecastForm(_merge(defaults, params), sessions=choices)
+    span = selectors_web.prediction_span(session)
+    if span is not None:
+        _bound_dates(form, (min(filter(None, (session.data_start, span[0]))), span[1]))
     context = {"form": form, "figures": {}, "session": session}
+    context["session_label"] = session_label(session)
     if not form.is_valid():
         return context, 400
     if unfinished := selectors_web.unfinished_message(session):  # running or failed
         return context | {"session": None, "empty": unfinished}, 200
     start, end = form.range()
     context |= _live_context(session)
-    data = selectors_web.forecast_data(session, start, end)
-    if data.empty:
+    context["notes"] = selectors_web.forecast_notes(session, start, end)
+    window = selectors_web.forecast_window(session, start, end)
+    data = selectors_web.forecast_data(session, *window) if window else None
+    if data is None or data.empty:
+        span = selectors_web.prediction_span(session)
         context["empty"] = (
             f"No bars or predictions of this session between {_day(start)} and "
             f"{_day(end - timedelta(days=1))} (UTC)."
+            + (f" Its predictions run from {_day(span[0])} to {_day(span[1])}." if span else "")
         )
+        context["notes"] = []
         return context, 200
     title = f"{session.symbol} · predictions at {data.interval} · UTC"
     context["figures"] = {
@@ -196,6 +232,7 @@ def evaluation_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     context = {
         "form": form,
         "session": session,
+        "session_label": session_label(session),
         "figures": figures,
         "interval": data.interval,
         "has_predictions": not data.predictions.empty,
@@ -224,6 +261,13 @@ def _payload(context: dict[str, Any], html: str | None = None) -> str:
     form = context.get("form")
     values = {name: form[name].value() for name in form.fields} if form is not None else {}
     meta = {"empty": context.get("empty"), "values": _jsonable(values)}
+    if form is not None:  # the date inputs' bounds follow the chosen symbol or session
+        attrs = {
+            name: form.fields[name].widget.attrs for name in ("start", "end") if name in form.fields
+        }
+        meta["limits"] = {
+            name: {key: attrs[name].get(key) for key in ("min", "max")} for name in attrs
+        }
     if html is not None:
         meta["html"] = html
     figures = charts.figure_json(context.get("figures", {}))
