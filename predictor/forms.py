@@ -7,6 +7,7 @@ Dates are whole days in UTC, the end day included: that is what a reader means b
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from django import forms
 
@@ -29,8 +30,10 @@ class DateRangeForm(forms.Form):
         label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
+        if cleaned is None:
+            return None
         start, end = cleaned.get("start"), cleaned.get("end")
         if start and end and start > end:
             raise forms.ValidationError(
@@ -57,7 +60,8 @@ class DownloadRangeForm(DateRangeForm):
         for name in ("start", "end"):
             self.fields[name].required = False
 
-    def range(self) -> tuple[datetime | None, datetime | None]:
+    # Open-ended where a day is left empty: a wider return type than DateRangeForm's.
+    def range(self) -> tuple[datetime | None, datetime | None]:  # type: ignore[override]
         start, end = self.cleaned_data.get("start"), self.cleaned_data.get("end")
         end = min(end, date.max - timedelta(days=1)) if end else None
         return (
@@ -75,7 +79,9 @@ class PriceForm(DateRangeForm):
 
     def __init__(self, *args, symbols: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["symbol"].choices = [(s, s) for s in symbols]
+        field = self.fields["symbol"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(s, s) for s in symbols]
 
 
 class SessionChoiceForm(forms.Form):
@@ -85,7 +91,9 @@ class SessionChoiceForm(forms.Form):
 
     def __init__(self, *args, sessions: list, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["session"].choices = [(str(s.id), session_label(s)) for s in sessions]
+        field = self.fields["session"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(str(s.id), session_label(s)) for s in sessions]
 
 
 class ForecastForm(SessionChoiceForm, DateRangeForm):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from django import forms
 from django.core.management.base import CommandError
@@ -23,16 +24,15 @@ from predictor.management.training_flags import (
 from predictor.services import sweeps
 from predictor.services.backtesting import (
     BacktestConfig,
-    BacktestInputError,
     BacktestPlan,
     prepare_backtest,
 )
 from predictor.services.training import (
     TrainingConfig,
-    TrainingInputError,
     prepare_training_data,
     validate_model_kind,
 )
+from utils.errors import CryptoOracleError
 from utils.features import FEATURE_SETS, SCALERS, TARGETS
 from utils.walk_forward import TRAIN_WINDOWS
 
@@ -172,7 +172,7 @@ class LaunchForm(forms.Form):
             options["evaluation"] = "true" if data["what"] == "evaluation" else "false"
         return given_training_options(options)
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
         if self.errors:
             return cleaned
@@ -187,7 +187,7 @@ class LaunchForm(forms.Form):
                 validate_model_kind(config)  # the command's order: the kind, then the data
                 prepare_training_data(config)
                 self.config = config
-        except (CommandError, TrainingInputError, BacktestInputError, sweeps.SweepError) as error:
+        except (CommandError, CryptoOracleError) as error:
             raise forms.ValidationError(str(error), code="flags") from error
         return cleaned
 
@@ -238,5 +238,6 @@ class LaunchForm(forms.Form):
     def job_label(self) -> str:
         """How the queued training job is listed: 'train lstm BTCUSD H (evaluation)'."""
         config = self.config
+        assert config is not None, "job_label() is for a valid training form"
         kind = "evaluation" if config.evaluation else "production"
         return f"train {config.model_kind} {config.symbol} {config.interval} ({kind})"

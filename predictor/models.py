@@ -117,7 +117,8 @@ class TrainingSession(models.Model):
 
     # The forecaster registry (utils.forecasters) is the one list of model kinds: the
     # choices and the constraint below follow it (a new kind needs a migration).
-    ModelKind = models.TextChoices(
+    # django-stubs types only the functional API's plain labels, not (value, label) pairs.
+    ModelKind = models.TextChoices(  # type: ignore[call-overload]
         "ModelKind", [(kind.upper(), (kind, REGISTRY[kind].label)) for kind in MODEL_KINDS]
     )
 

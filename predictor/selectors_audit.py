@@ -55,7 +55,8 @@ class Scope:
 
     def where(self) -> tuple[str, list[str]]:
         """SQL condition and its parameters selecting the scope's bars."""
-        parts, params = ["1 = 1"], []
+        parts: list[str] = ["1 = 1"]
+        params: list[str] = []
         for column, values in (("symbol", self.symbols), ("bar_length", self.bar_lengths)):
             if values:
                 parts.append(f"{column} IN ({', '.join(['%s'] * len(values))})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from django.db.models import Max, Min
@@ -163,7 +164,8 @@ def _backtest_pick(raw: str) -> Pick:
         pick.notes.append(f"{pick.label}: {backtest.status}, nothing to compare yet.")
         return pick
     seed = backtest.seeds[0] if backtest.seeds else None
-    pick.sessions = list(backtest.sessions.filter(seed=seed).order_by("fold"))
+    sessions = backtest.sessions.filter(seed=seed) if seed is not None else backtest.sessions.none()
+    pick.sessions = list(sessions.order_by("fold"))
     pooled = (backtest.results.get("pooled") or {}).get(str(seed)) or {}
     pick.scores = _scores(pooled)
     pick.equity = pooled.get("equity")
@@ -211,7 +213,7 @@ def _scores(part: dict | None) -> dict[str, float | None]:
 def comparison_table(picks: list[Pick]) -> list[dict]:
     """Rows of parameters then scores, one cell per pick; `differs` marks a row whose cells
     are not all the same (the reader's eye goes there first)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     names = list(dict.fromkeys(name for pick in picks for name in pick.parameters))
     for name in names:
         cells = [pick.parameters.get(name, "-") for pick in picks]

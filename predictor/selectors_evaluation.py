@@ -8,6 +8,8 @@ predictor.services.evaluation), so every model kind is scored by the same code.
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import F
 
 from predictor.models import Backtest, Evaluation, TrainingSession
@@ -101,7 +103,7 @@ def leaderboard(
     if interval:
         evaluations = evaluations.filter(session__interval=interval)
     if session_ids is not None:
-        evaluations = evaluations.filter(session_id__in=session_ids)
+        evaluations = evaluations.filter(session_id__in=[uuid.UUID(s) for s in session_ids])
     evaluations = evaluations.order_by(
         F("test_rel_mae").asc(nulls_last=True), "-session__created_at"
     )

@@ -97,9 +97,13 @@ def job_row(job: Job, *, now: datetime | None = None) -> dict:
     }
 
 
-def progress_text(job: Job) -> str:
-    """'epoch 3/10', 'fold 4/15', '5/8 parts', a step's 'done/total', or ''."""
-    parts, ended = getattr(job, "parts", 0), getattr(job, "parts_ended", 0)
+def progress_text(job: Job, parts: int | None = None, ended: int | None = None) -> str:
+    """'epoch 3/10', 'fold 4/15', '5/8 parts', a step's 'done/total', or ''.
+
+    `parts` and `ended` count a parent's children; by default the annotations of job_rows.
+    """
+    if parts is None or ended is None:
+        parts, ended = getattr(job, "parts", 0), getattr(job, "parts_ended", 0)
     if parts:
         if job.kind == Job.Kind.BACKTEST:
             return f"fold {ended}/{parts}"

@@ -50,8 +50,9 @@ def job_page(item: Job) -> dict:
     """One job in full for its page: the command's detail, with texts, links and its parts."""
     detail = _texts(selectors_jobs.job_detail(item))
     # job_detail's "progress" is the raw JSON; the text is worked out from the same counts.
-    item.parts, item.parts_ended = detail["parts"], detail["parts_ended"]
-    detail["progress_text"] = selectors_jobs.progress_text(item)
+    detail["progress_text"] = selectors_jobs.progress_text(
+        item, parts=detail["parts"], ended=detail["parts_ended"]
+    )
     detail["children"] = [_texts(child) for child in detail["children"]]
     detail["session"] = item.session
     detail["session_url"] = session_url(item.session)

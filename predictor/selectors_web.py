@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,13 +120,16 @@ def stored_span(
     if first is None:
         return None
     last = series.order_by("-time").values_list("time", flat=True).first()
-    return first, last
+    return None if last is None else (first, last)
 
 
 def symbol_span(symbol: str) -> tuple[datetime, datetime] | None:
     """First and last stored bar of the symbol, any bar length: what the date inputs allow."""
-    spans = [stored_span(symbol, length) for length in stored_bar_lengths(symbol)]
-    spans = [span for span in spans if span is not None]
+    spans = [
+        span
+        for length in stored_bar_lengths(symbol)
+        if (span := stored_span(symbol, length)) is not None
+    ]
     if not spans:
         return None
     return min(first for first, _ in spans), max(last for _, last in spans)
@@ -174,7 +178,7 @@ PARAMETERS = (
 )
 
 
-def parameter_defaults() -> dict[str, object]:
+def parameter_defaults() -> dict[str, Any]:
     """train_model's defaults (TrainingConfig's): what a label leaves out."""
     return {f.name: f.default for f in fields(TrainingConfig) if f.name in dict(PARAMETERS)}
 
@@ -313,13 +317,13 @@ def one_step_predictions(
         grouped = grouped.filter(time__lt=end)
     if live is not None:
         grouped = grouped.filter(live=live)
-    grouped = (
+    buckets = (
         grouped.annotate(bucket=RawSQL(bucket, []))
         .values("session_id", "bucket")
         .annotate(last_time=Max("time"))
         .order_by()
     )
-    inner_sql, params = grouped.query.sql_with_params()
+    inner_sql, params = buckets.query.sql_with_params()
     # Correlated probes of the unique index, one per bucket: a join lets the planner hash
     # the whole predictions table (every session's rows) to find a few thousand.
     lookup = (
@@ -405,10 +409,11 @@ def forecast_window(
     the symbol's stored bars. The chart interval then follows the data, not the range asked."""
     step = timedelta(seconds=interval_seconds(session.interval))
     predicted = StockPrediction.objects.filter(session=session, time__gte=start, time__lt=end)
-    spans = []
+    spans: list[tuple[datetime, datetime]] = []
     first = predicted.order_by("time").values_list("time", flat=True).first()
-    if first is not None:
-        spans.append((first, predicted.order_by("-time").values_list("time", flat=True).first()))
+    last = predicted.order_by("-time").values_list("time", flat=True).first()
+    if first is not None and last is not None:
+        spans.append((first, last))
     try:
         finest = source_bar_length(session.symbol, session.interval, start, end)
     except NoBarsError:
@@ -598,7 +603,7 @@ def leaderboard_rows(rows: list[dict]) -> list[dict]:
     shown = []
     for row in rows:
         session = found.get(row["session_id"])
-        extra = {f"{key}_pct": percent(row.get(key)) for key in keys}
+        extra: dict[str, object] = {f"{key}_pct": percent(row.get(key)) for key in keys}
         if session is not None:
             extra |= {
                 "window": session.window,

@@ -305,8 +305,9 @@ def _decide_bar_length(
             f"{layout.path}: the file name says {named} bars but they are {inferred} apart; "
             "pass --bar-length to choose"
         )
-    if inferred or named:
-        return [], inferred or named
+    length = inferred or named
+    if length:
+        return [], length
     raise CsvFormatError(
         f"{layout.path}: cannot tell the bar length from one bar and no hint in the file "
         "name; pass --bar-length"

@@ -104,6 +104,8 @@ def block_bootstrap(
     tail = (1.0 - level) / 2.0
     total_low, total_high = np.quantile(np.concatenate(totals), [tail, 1.0 - tail])
     sharpe_values = np.concatenate(sharpes)
+    sharpe_low: float | None
+    sharpe_high: float | None
     if len(sharpe_values):
         sharpe_low, sharpe_high = (float(v) for v in np.quantile(sharpe_values, [tail, 1.0 - tail]))
     else:

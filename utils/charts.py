@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -345,13 +345,13 @@ def train_test_figure(
     return Figure(data=data, layout=layout)
 
 
-def loss_figure(loss_history: list[Mapping], title: str = "Loss per epoch") -> Figure:
+def loss_figure(loss_history: Sequence[Mapping], title: str = "Loss per epoch") -> Figure:
     """One line per recorded metric (loss, val_loss...), epochs numbered across fits.
 
     `loss_history` is TrainingSession.loss_history: one entry per fit (the first training and
     each update), each holding lists of per-epoch values keyed by metric name.
     """
-    series: dict[str, tuple[list[int], list[float]]] = {}
+    series: dict[str, tuple[list[int], list[float | None]]] = {}
     epoch = 0
     boundaries = []
     for fit in loss_history:

@@ -214,7 +214,8 @@ class _CappedRetry(Retry):
             wait = retry_after_seconds(response.headers.get("Retry-After"))
             if wait is not None and wait > self.max_retry_after:
                 reason = ResponseError(f"Retry-After of {wait:.0f} s is longer than we wait")
-                raise MaxRetryError(_pool, url, reason)
+                # urllib3 itself passes the pool it has, which may be None here, like this
+                raise MaxRetryError(_pool, url, reason)  # type: ignore[arg-type]
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def get_retry_after(self, response) -> float | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -153,7 +154,7 @@ class ColumnScaler:
     center_: np.ndarray
     scale_: np.ndarray
 
-    def fit(self, rows: np.ndarray) -> ColumnScaler:
+    def fit(self, rows: np.ndarray) -> Self:
         """Learn the statistics from (bars, features) rows: the training part only."""
         rows = rows[np.isfinite(rows).all(axis=1)]
         if len(rows) == 0:
@@ -231,7 +232,7 @@ class WindowScaler:
 
     name = "window"
 
-    def fit(self, rows: np.ndarray) -> WindowScaler:
+    def fit(self, rows: np.ndarray) -> Self:
         return self
 
     @staticmethod

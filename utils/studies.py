@@ -25,7 +25,8 @@ import pandas as pd
 
 from utils.bar_files import read_bar_file
 from utils.features import Windows, bar_positions, make_windows, model_values
-from utils.forecasters import TrainingPart, forecaster_class
+from utils.forecasters import Forecaster, TrainingPart, forecaster_class
+from utils.forecasters.base import WindowForecaster
 from utils.metrics import naive_scale, scores
 
 # Study name -> model kind; the names are the result's (and the notebooks') row labels.
@@ -122,7 +123,13 @@ def run_study(
         actual=actual,
         last_close=test.last_close,
         predictions=predictions,
-        loss=forecasters["lstm"].history_["loss"],
+        loss=_lstm_losses(forecasters["lstm"]),
         train_samples=len(train),
         test_samples=len(test),
     )
+
+
+def _lstm_losses(forecaster: Forecaster) -> list[float]:
+    """The training loss per epoch of the study's network."""
+    assert isinstance(forecaster, WindowForecaster), "the study's lstm is a window model"
+    return forecaster.history_["loss"]

@@ -9,13 +9,14 @@ from __future__ import annotations
 from argparse import ArgumentParser
 from dataclasses import fields
 from datetime import UTC, datetime
+from typing import Any
 
 from django.core.management.base import CommandError
 
 from predictor.services.training import TrainingConfig
 from utils.forecasters import MODEL_KINDS, REGISTRY
 
-DEFAULTS = {f.name: f.default for f in fields(TrainingConfig) if f.name != "symbol"}
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainingConfig) if f.name != "symbol"}
 SHORT = {
     "evaluation": "-V",
     "start": "-S",

@@ -25,11 +25,12 @@ class NoBarsError(LookupError):
 
 def stored_series() -> list[dict]:
     """Each stored (symbol, bar length) with its bar count and first and last bar."""
-    return list(
+    rows = (
         Stock.objects.values("symbol", "bar_length")
         .annotate(bars=Count("id"), first=Min("time"), last=Max("time"))
         .order_by("symbol", "bar_length")
     )
+    return [dict(row) for row in rows]
 
 
 def stored_symbols() -> list[str]:

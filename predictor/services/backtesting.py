@@ -41,9 +41,9 @@ from predictor.services.training import (
     prepare_training_data,
     validate_model_kind,
 )
-from utils.features import Windows, make_windows
 from utils import shapes
 from utils.errors import CryptoOracleError
+from utils.features import Windows, make_windows
 from utils.forecasters import TrainingPart, forecaster_class
 from utils.metrics import consecutive_naive_scale, scores
 from utils.timeframes import interval_seconds
@@ -330,7 +330,7 @@ def _fit_and_forecast(
         times = index[test.first_target]
         forecaster = make_forecaster(training).fit(part)
         model.append(forecaster.predict(test, times)[:, 0])
-        baseline = forecaster_class("linear")(
+        baseline = forecaster_class("linear").from_options(
             output_size=1, target=training.target, scaler=training.scaler
         )
         linear.append(baseline.fit(part).predict(test, times)[:, 0])
@@ -351,6 +351,7 @@ def _fit_and_forecast(
             "linear_regression": scores(actual, np.concatenate(linear), last_close, scale=scale),
         }
     }
+    assert forecaster is not None, "a fold holds at least one segment with test bars"
     session.library_versions = forecaster.library_versions()
     predictions = [
         StockPrediction(
@@ -388,7 +389,7 @@ def summarize(backtest: Backtest) -> shapes.BacktestResults:
     for seed in backtest.seeds:
         mine = [session for session in sessions if session.seed == seed]
         frame = pd.concat([forecast_frame(session) for session in mine]).sort_index()
-        first_fold = min(mine, key=lambda session: session.fold)
+        first_fold = min(mine, key=lambda session: session.fold or 0)
         pooled[str(seed)] = evaluate_part(
             part_data(frame),
             bar_seconds,

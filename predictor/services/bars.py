@@ -25,10 +25,11 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import repeat
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 
 from predictor import caching, sql
 from predictor.models import Stock, StockRollup
@@ -36,6 +37,13 @@ from predictor.services.rollups import refresh_rollups
 from utils.errors import CryptoOracleError
 
 BAR_VALUE_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def column_width(name: str) -> int:
+    """The most characters a text column of the bar store (symbol, bar_length, exchange) holds."""
+    field = Stock._meta.get_field(name)
+    assert isinstance(field, models.CharField) and field.max_length is not None, name
+    return field.max_length
 
 
 class SeriesKeyError(CryptoOracleError):
@@ -56,7 +64,7 @@ class SeriesKey:
         PostgreSQL raise a DataError half-way through an import."""
         for name in ("symbol", "bar_length", "exchange"):
             value = getattr(self, name)
-            limit = Stock._meta.get_field(name).max_length
+            limit = column_width(name)
             if len(value) > limit:
                 raise SeriesKeyError(
                     f"the {name.replace('_', ' ')} {value[:40]!r}... is {len(value)} characters; "
@@ -196,7 +204,7 @@ def sqlite_datetime_text(times: pd.Series) -> np.ndarray:
     """
     values = times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
     whole = values.astype("datetime64[s]")
-    unit = "us" if (values != whole).any() else "s"
+    unit: Literal["us", "s"] = "us" if (values != whole).any() else "s"
     text = np.datetime_as_string(values if unit == "us" else whole, unit=unit)
     chars = text.astype(f"U{text.dtype.itemsize // 4}").view("U1").reshape(len(text), -1)
     chars[:, 10] = " "  # ISO 'T' separator -> Django's space

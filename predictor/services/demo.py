@@ -8,7 +8,9 @@ a 2-core machine: the last three months of hourly bars, tiny networks, few epoch
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import transaction
 
@@ -23,20 +25,27 @@ from predictor.services.training import (
 
 DEMO_SYMBOL = "BTCUSD"
 DEMO_START = datetime(2020, 10, 1, tzinfo=UTC)
-SMALL_NETWORK = {"window": 24, "units": 16, "epochs": 3, "batch_size": 64}
+
+
+def _hourly(model_kind: str, **settings: Any) -> TrainingConfig:
+    """The demo's hourly BTCUSD from DEMO_START, seed 7, with these settings."""
+    base = TrainingConfig(
+        symbol=DEMO_SYMBOL, interval="H", start=DEMO_START, seed=7, model_kind=model_kind
+    )
+    return replace(base, **settings)
+
+
+def _small_lstm(**settings: Any) -> TrainingConfig:
+    return _hourly("lstm", window=24, units=16, epochs=3, batch_size=64, **settings)
 
 
 def demo_sessions() -> list[tuple[str, TrainingConfig]]:
     """(what, config) of each session the demo trains, forecasts and evaluates."""
-    hourly = {"symbol": DEMO_SYMBOL, "interval": "H", "start": DEMO_START, "seed": 7}
     return [
-        ("persistence (the baseline)", TrainingConfig(**hourly, model_kind="persistence")),
-        ("linear regression", TrainingConfig(**hourly, model_kind="linear", window=24)),
-        ("small LSTM", TrainingConfig(**hourly, model_kind="lstm", **SMALL_NETWORK)),
-        (
-            "small LSTM, production (forecasts beyond the last bar)",
-            TrainingConfig(**hourly, model_kind="lstm", evaluation=False, **SMALL_NETWORK),
-        ),
+        ("persistence (the baseline)", _hourly("persistence")),
+        ("linear regression", _hourly("linear", window=24)),
+        ("small LSTM", _small_lstm()),
+        ("small LSTM, production (forecasts beyond the last bar)", _small_lstm(evaluation=False)),
     ]
 
 

@@ -14,7 +14,7 @@ already stored: a fit to a bar the model was trained on, or an after-the-fact fo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,8 @@ from predictor.services.training import (
     load_forecaster,
     load_series,
 )
-from utils.features import make_windows
 from utils.errors import CryptoOracleError
+from utils.features import make_windows
 from utils.forecasters import ArtifactError
 from utils.timeframes import interval_seconds
 
@@ -160,8 +160,8 @@ def _unless_lost(session: TrainingSession) -> TrainingSession:
 
 def _series(session: TrainingSession):
     """Evaluation sessions: their own range. Production: from their start to the latest bar."""
-    end = None
-    if session.kind == TrainingSession.Kind.EVALUATION:
+    end: datetime | None = None
+    if session.kind == TrainingSession.Kind.EVALUATION and session.data_end is not None:
         end = session.data_end + _step(session)
     try:
         return load_series(

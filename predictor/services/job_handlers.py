@@ -19,6 +19,7 @@ from predictor.services import backtesting
 from predictor.services.evaluation import evaluate
 from predictor.services.forecasting import forecast
 from predictor.services.jobs import (
+    JobError,
     Progress,
     enqueue,
     start_parent,
@@ -154,6 +155,8 @@ def run_backtest_fold(job: Job, progress: Progress) -> None:
 
 def complete_backtest(parent: Job) -> str:
     """Pool and summarize the folds (or record which failed); "" when it succeeded."""
+    if parent.backtest is None:
+        raise JobError(f"job {parent.id} is a backtest job with no backtest")
     backtest = backtesting.finish_backtest(parent.backtest)
     return "" if backtest.status == TrainingSession.Status.SUCCEEDED else backtest.error
 

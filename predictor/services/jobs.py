@@ -21,7 +21,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
@@ -122,7 +122,7 @@ def send(job: Job) -> None:
     """Put the job's id on the queue (the task id is the job id, so it can be revoked)."""
     from predictor.tasks import run_job
 
-    run_job.apply_async(args=[str(job.id)], task_id=str(job.id))
+    run_job.apply_async(args=(str(job.id),), task_id=str(job.id))
 
 
 def training_arguments(config: Any) -> dict:
@@ -368,7 +368,7 @@ def reap_lost(*, remove_files: Callable[[TrainingSession], None] | None = None) 
     from predictor.services.training import remove_session_files
 
     remove_files = remove_files or remove_session_files
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.JOB_LOST_AFTER_SECONDS)
+    cutoff = timezone.now() - timedelta(seconds=settings.JOB_LOST_AFTER_SECONDS)
     silent = {"heartbeat_at__lt": cutoff}
     never = {"heartbeat_at__isnull": True, "updated_at__lt": cutoff}
     sessions = TrainingSession.objects.filter(status=TrainingSession.Status.RUNNING)

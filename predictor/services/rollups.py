@@ -179,7 +179,7 @@ def _refresh(cursor, level: _Level, start: int | None = None, end: int | None = 
     them again aggregated from its source. Returns the buckets written."""
     table, key, values, count = level.source()
     where = " AND ".join(f"{sql.quote(column)} = %s" for column in key)
-    params = list(values)
+    params: list[object] = list(values)
     rollups = StockRollup.objects.filter(
         symbol=level.symbol,
         source_bar_length=level.source_bar_length,

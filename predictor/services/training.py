@@ -358,7 +358,7 @@ def score_part(
     part = training_part(data)
     baselines = {
         "persistence": forecaster_class("persistence")(output_size=config.output_size),
-        "linear_regression": forecaster_class("linear")(
+        "linear_regression": forecaster_class("linear").from_options(
             output_size=config.output_size, target=config.target, scaler=config.scaler
         ),
     }
@@ -419,7 +419,7 @@ def store_forecaster(
         local_scaler = artifacts.staged_path(folder, scaler) if scaler else None
         forecaster.save(local_model, local_scaler)
         for name, local in ((model, local_model), (scaler, local_scaler)):
-            if name:
+            if name and local is not None:
                 stored.append(name)
                 artifacts.save(name, local)
     return model, scaler
@@ -516,7 +516,7 @@ def prepare_update(
         overrides["epochs"] = epochs
     config = session_config(session, **overrides)
     validate_config(config)
-    if end is not None and end <= session.data_end:
+    if end is not None and session.data_end is not None and end <= session.data_end:
         raise TrainingInputError(
             f"end {end:%Y-%m-%d %H:%M} is not after the session's last bar "
             f"{session.data_end:%Y-%m-%d %H:%M}"
@@ -591,7 +591,7 @@ def _archive(session: TrainingSession) -> dict:
     """Copy the current files to '<id>.v<version>.*' through the storage; describe them."""
     entry = {
         "version": session.version,
-        "data_end": session.data_end.isoformat(),
+        "data_end": session.data_end.isoformat() if session.data_end else None,
         "archived_at": timezone.now().isoformat(),
     }
     suffix = forecaster_class(session.model_kind).model_suffix

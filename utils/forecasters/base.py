@@ -85,6 +85,7 @@ class Forecaster(ABC):
     uses_scaler: ClassVar[bool] = True
     model_suffix: ClassVar[str] = ".json"
     file_format: ClassVar[str] = ""
+    scaler_: Scaler  # the kinds that use one (uses_scaler): set by fit and by load
 
     def __init__(self, *, output_size: int = 1, target: str = "price", seed: int = 0):
         self.output_size = output_size
@@ -98,7 +99,7 @@ class Forecaster(ABC):
             name
             for klass in cls.__mro__
             if "__init__" in vars(klass)
-            for name in inspect.signature(klass.__init__).parameters
+            for name in inspect.signature(vars(klass)["__init__"]).parameters
         }
         return cls(**{name: value for name, value in options.items() if name in accepted})
 
@@ -129,7 +130,7 @@ class Forecaster(ABC):
                 raise ArtifactError(f"({what} file)", "none recorded")
             if not Path(path).is_file():
                 raise ArtifactError(path, "file not found")
-        scaler = Path(scaler_path) if cls.uses_scaler else None
+        scaler = Path(scaler_path) if cls.uses_scaler and scaler_path else None
         if scaler is not None:
             try:
                 forecaster.scaler_ = read_scaler(scaler)
@@ -150,6 +151,10 @@ class Forecaster(ABC):
         return False
 
     def update(self, windows: Windows) -> dict:
+        raise NotImplementedError(f"{self.kind} sessions cannot be updated")
+
+    def save_model_only(self, model_path: Path) -> Path:
+        """Replace the model file alone, after `update` (the kinds that can update)."""
         raise NotImplementedError(f"{self.kind} sessions cannot be updated")
 
     def library_versions(self) -> dict[str, str]:

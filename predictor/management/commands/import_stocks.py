@@ -8,7 +8,7 @@ from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from predictor.management.base import OracleCommand
-from predictor.models import Stock
+from predictor.services.bars import column_width
 from predictor.services.importing import (
     DEFAULT_CHUNK_ROWS,
     FileImportResult,
@@ -69,7 +69,7 @@ class Command(OracleCommand):
         if options["chunk_rows"] < 1:
             raise CommandError("--chunk-rows must be at least 1")
         for flag in ("symbol", "exchange"):
-            limit = Stock._meta.get_field(flag).max_length
+            limit = column_width(flag)
             if options[flag] is not None and not 0 < len(options[flag]) <= limit:
                 raise CommandError(f"--{flag} must be 1 to {limit} characters")
         files = find_csv_files(paths)
@@ -97,7 +97,7 @@ class Command(OracleCommand):
         if failed:
             raise CommandError(
                 f"{len(failed)} of {len(results)} files could not be imported: "
-                + "; ".join(r.error for r in failed)
+                + "; ".join(str(r.error) for r in failed)
             )
 
     def _report(self, result: FileImportResult) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import sys
 import time
+from typing import TextIO, cast
 
 from django.core.management.base import CommandError
 
@@ -126,7 +127,9 @@ class Command(OracleCommand):
                 break
             time.sleep(1)
         sessions, backtests = sweep_results(job)
-        board = LeaderboardCommand(stdout=self.stdout._out, stderr=self.stderr._out)
+        # The leaderboard writes to this command's own streams (a test's StringIO too).
+        out, err = cast(TextIO, self.stdout._out), cast(TextIO, self.stderr._out)
+        board = LeaderboardCommand(stdout=out, stderr=err)
         if job.arguments.get("backtest") is None:
             rows = leaderboard(session_ids=sessions)
             if rows:

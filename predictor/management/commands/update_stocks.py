@@ -140,7 +140,8 @@ class Progress:
                 disable=self.hide,
                 file=sys.stderr,
             )
-        self.bar.update(len(page.bars))
+        if self.bar is not None:
+            self.bar.update(len(page.bars))
 
     def close(self) -> None:
         if self.bar is not None:
