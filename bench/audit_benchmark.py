@@ -27,8 +27,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -79,7 +81,8 @@ def value_rules(vendor: str) -> list[tuple[str, dict]]:
 def planted_bars(vendor: str, rows: int) -> tuple[list[dict], dict[str, int]]:
     """The rows to insert, and how many bars of each reason the audit must find."""
     base = {"open": 100.0, "high": 110.0, "low": 90.0, "close": 105.0, "volume": 1.0}
-    bars, expected = [], {}
+    bars: list[dict] = []
+    expected: dict[str, int] = {}
     slot = iter(range(BAD_HOME, BAD_HOME - 1440, -1))
     for reason, values in value_rules(vendor):
         for _ in range(PER_VALUE_RULE):
@@ -148,13 +151,16 @@ def plant(rows: int) -> dict[str, int]:
 # --- workers ---------------------------------------------------------------------------------
 
 
-def best_of(function, repeats: int) -> tuple[float, object]:
-    timings, value = [], None
+T = TypeVar("T")
+
+
+def best_of(function: Callable[[], T], repeats: int) -> tuple[float, T]:
+    timings: list[float] = []
     for _ in range(repeats):
         started = time.perf_counter()
         value = function()
         timings.append(time.perf_counter() - started)
-    return min(timings), value
+    return min(timings), value  # repeats >= 1
 
 
 def worker_audit(database_url: str, rows: str, repeats: str = "3") -> dict:
@@ -201,6 +207,8 @@ def worker_audit(database_url: str, rows: str, repeats: str = "3") -> dict:
     clean_seconds, (after,) = best_of(
         lambda: audit_series(Scope(), now=timezone.now()), int(repeats)
     )
+    gaps = audit.gaps
+    assert gaps is not None, "the planted series has gaps"
     return {
         "vendor": connection.vendor,
         "bars": bars,
@@ -213,8 +221,8 @@ def worker_audit(database_url: str, rows: str, repeats: str = "3") -> dict:
         "planted": expected,
         "found": found,
         "found_as_planted": found == expected,
-        "gaps": [audit.gaps.count, audit.gaps.missing, audit.gaps.longest_missing],
-        "gaps_as_planted": [audit.gaps.count, audit.gaps.missing, audit.gaps.longest_missing]
+        "gaps": [gaps.count, gaps.missing, gaps.longest_missing],
+        "gaps_as_planted": [gaps.count, gaps.missing, gaps.longest_missing]
         == [len(GAPS), sum(length for _, length in GAPS), max(length for _, length in GAPS)],
         "exchanges": audit.exchanges,
         "stale_provisional": len(audit.stale_provisional),
@@ -235,7 +243,7 @@ def worker_loaded(database_url: str) -> dict:
         return {"bars": -1}
 
 
-WORKERS = {"audit": worker_audit, "loaded": worker_loaded}
+WORKERS: dict[str, Callable[..., dict]] = {"audit": worker_audit, "loaded": worker_loaded}
 
 
 # --- orchestration ---------------------------------------------------------------------------

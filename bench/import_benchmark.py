@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench" / "out"
 POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
 SCRATCH_DB = "cryptooracle_bench"
+T = TypeVar("T")
 
 
 def generate_minute_csv(rows: int, path: Path, seed: int = 7) -> Path:
@@ -166,7 +169,7 @@ def worker_selector(database_url: str, repeats: int = 3) -> dict:
             )
             return len(cursor.fetchall())
 
-    def best(function) -> tuple[float, object]:
+    def best(function: Callable[[], T]) -> tuple[float, T]:
         timings = []
         for _ in range(repeats):
             started = time.perf_counter()
@@ -184,7 +187,11 @@ def worker_selector(database_url: str, repeats: int = 3) -> dict:
     }
 
 
-WORKERS = {"import": worker_import, "baseline": worker_baseline, "selector": worker_selector}
+WORKERS: dict[str, Callable[..., dict]] = {
+    "import": worker_import,
+    "baseline": worker_baseline,
+    "selector": worker_selector,
+}
 
 
 # --- orchestration ---------------------------------------------------------------------------

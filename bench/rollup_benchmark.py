@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +102,11 @@ def worker_reads(database_url: str, repeats: int = 3) -> dict:
     }
 
 
-WORKERS = {"import": worker_import, "baseline": worker_baseline, "reads": worker_reads}
+WORKERS: dict[str, Callable[..., dict]] = {
+    "import": worker_import,
+    "baseline": worker_baseline,
+    "reads": worker_reads,
+}
 
 
 def run_worker(kind: str, database_url: str, *extra: str) -> dict:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,11 @@ from bench.import_benchmark import OUT, POSTGRES_SERVER  # noqa: E402
 
 DATABASE = "crypto_bench_sweep"
 REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float:
+    assert start is not None and end is not None, "a job that ran has both times"
+    return (end - start).total_seconds()
 
 
 def fresh_database() -> str:
@@ -124,8 +130,8 @@ def run_sweep(args: argparse.Namespace) -> dict:
         "job": str(job.id),
         "seconds": seconds,
         "sessions": len(parts),
-        "part_seconds": [(p.finished_at - p.started_at).total_seconds() for p in parts],
-        "waits_ms": [(p.started_at - p.created_at).total_seconds() * 1000 for p in parts],
+        "part_seconds": [_seconds(p.started_at, p.finished_at) for p in parts],
+        "waits_ms": [_seconds(p.created_at, p.started_at) * 1000 for p in parts],
     }
 
 
@@ -142,7 +148,7 @@ def pickup_latency(probes: int) -> list[float]:
         while job.status in (Job.Status.QUEUED, Job.Status.RUNNING):
             time.sleep(0.05)
             job.refresh_from_db()
-        waits.append((job.started_at - job.created_at).total_seconds() * 1000)
+        waits.append(_seconds(job.created_at, job.started_at) * 1000)
         time.sleep(0.5)  # the worker idles again
     return waits
 

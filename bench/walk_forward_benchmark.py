@@ -22,6 +22,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -34,7 +35,7 @@ KINDS = ("persistence", "linear", "lstm", "gru", "lightgbm", "prophet")
 LOG_RETURN_KINDS = ("linear", "lstm", "gru", "lightgbm")
 # Per bar length: the data flags, and the recurrent models' training flags (small enough for
 # a 2-core machine; the README says so beside the table).
-SETUPS = {
+SETUPS: dict[str, dict[str, dict[str, Any]]] = {
     "H": {
         "data": {"interval": "H", "window": 24, "start": "2019-01-01"},
         "recurrent": {"epochs": 3, "units": 32, "batch_size": 64},

@@ -109,6 +109,7 @@ class CoinApiServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"http://{host}:{port}"
 
     def __enter__(self) -> CoinApiServer:

@@ -44,8 +44,13 @@ class FixtureFile:
         return FIXTURES_DIR / self.name
 
 
+def _bar(time: str, *values: float) -> Bar:
+    open_, high, low, close, volume = map(float, values)
+    return (utc(time), open_, high, low, close, volume)
+
+
 def _bars(*rows: tuple) -> tuple[Bar, ...]:
-    return tuple((utc(time), *map(float, values)) for time, *values in rows)
+    return tuple(_bar(*row) for row in rows)
 
 
 FIXTURE_FILES: dict[str, FixtureFile] = {
@@ -274,7 +279,7 @@ def workers(tmp_path, transactional_db, artifact_dirs, settings):
 
     queue = new_queue()
     previous = (app.conf.broker_url, app.conf.task_default_queue, app.conf.broker_transport_options)
-    app.conf.broker_url = REDIS_URL
+    app.conf.broker_url = REDIS_URL  # type: ignore[misc]  # celery-types: read-only; Celery sets it
     app.conf.task_default_queue = queue
     app.conf.broker_transport_options = {}
     _drop_connections(app)
@@ -284,7 +289,7 @@ def workers(tmp_path, transactional_db, artifact_dirs, settings):
     finally:
         running.stop()
         (
-            app.conf.broker_url,
+            app.conf.broker_url,  # type: ignore[misc]  # celery-types: read-only; Celery sets it
             app.conf.task_default_queue,
             app.conf.broker_transport_options,
         ) = previous

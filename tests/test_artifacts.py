@@ -26,6 +26,7 @@ from cryptooracle.settings.base import artifacts_storage
 from predictor.models import Job, Stock, StockPrediction
 from predictor.services import artifacts, jobs
 from predictor.services.training import TrainingConfig, remove_session_files
+from tests.checks import present
 from tests.s3_server import S3Server
 from tests.training_support import (
     BTC_FILE,
@@ -217,7 +218,7 @@ def test_a_worker_in_another_folder_stores_a_model_another_process_forecasts_fro
 
     wait_for(ended, 180, "the training job")
     assert job.status == "succeeded", job.error
-    session = job.session
+    session = present(job.session)
     assert session.model_path == f"model_weights/{session.id}.keras"
     assert not list(worker_folder.rglob("*.keras")) and not list(worker_folder.rglob("*.json"))
     if where == "s3":

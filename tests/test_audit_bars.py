@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -282,12 +283,13 @@ def test_each_bar_length_has_its_own_grid(bar_length, good, off):
 def test_nan(field):
     """PostgreSQL stores NaN (and sorts it above every number, so it must be caught before
     any comparison); SQLite turns it into NULL, which the NOT NULL columns refuse."""
+    nan: dict[str, Any] = {field: math.nan}
     if connection.vendor == "sqlite":
         with pytest.raises(IntegrityError), transaction.atomic():
-            store(bar("2020-05-01 01:00", **{field: math.nan}))
+            store(bar("2020-05-01 01:00", **nan))
         assert not Stock.objects.exists()
         return
-    ids = store(bar("2020-05-01 00:00"), bar("2020-05-01 01:00", **{field: math.nan}))
+    ids = store(bar("2020-05-01 00:00"), bar("2020-05-01 01:00", **nan))
     lines, error = audit()
     assert lines == [
         "BTCUSD 1h: 1 bar with a value that is not a number (NaN) (2020-05-01 01:00:00 UTC)",

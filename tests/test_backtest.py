@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db.models import F
 
 from predictor.models import Backtest, Evaluation, Stock, StockPrediction, TrainingSession
+from tests.checks import present
 from tests.training_support import BTC_FILE, import_days
 from utils.forecasters import MODEL_KINDS
 from utils.walk_forward import Segment, walk_forward_plan
@@ -70,10 +71,10 @@ def bars(tmp_path):
 def backtest(*args: str) -> tuple[Backtest, str]:
     out = StringIO()
     call_command("backtest", "-N", "BTCUSD", *args, stdout=out, stderr=StringIO())
-    return Backtest.objects.order_by("-created_at").first(), out.getvalue()
+    return present(Backtest.objects.order_by("-created_at").first()), out.getvalue()
 
 
-def forecasts_by_fold(record: Backtest, seed: int) -> dict[int, dict]:
+def forecasts_by_fold(record: Backtest, seed: int) -> dict[int | None, dict]:
     """{fold: {bar time: predicted close}} of one seed's sessions."""
     result = {}
     for session in record.sessions.filter(seed=seed):
@@ -124,6 +125,7 @@ def test_seeds_differ_and_each_fold_holds_only_its_out_of_sample_forecasts(bars,
         assert session.kind == "evaluation" and session.status == "succeeded"
         assert session.model_path == ""  # fold models are not kept
         times = list(session.predictions.values_list("time", flat=True))
+        assert session.train_end and session.test_start and session.test_end
         assert times and min(times) > session.train_end
         assert min(times) >= session.test_start and max(times) <= session.test_end
         assert set(session.predictions.values_list("steps_ahead", flat=True)) == {1}

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from predictor.models import StockPrediction, TrainingSession
+from tests.checks import present
 from tests.training_support import BTC_FILE, ETH_FILE, import_days
 from tests.web_support import make_evaluation, make_session
 from utils.charts import FITTED_TRACE, FUTURE_TRACE, LIVE_TRACE
@@ -284,7 +285,12 @@ def test_every_page_runs_under_the_content_security_policy(page, live_server, ba
     make_evaluation(evaluated)
     User.objects.create_user("staff", password="a-long-staff-password", is_staff=True)
     failed = []
-    page.on("response", lambda r: r.status >= 400 and failed.append(r.url))
+
+    def record_failure(response) -> None:
+        if response.status >= 400:
+            failed.append(response.url)
+
+    page.on("response", record_failure)
     for path, chart in [
         ("/", "chart-price"),
         ("/forecast/", "chart-forecast"),
@@ -369,7 +375,7 @@ def test_launch_a_session_and_watch_it_finish(page, live_server, job_bars, worke
     assert trace_points(page, "chart-loss")["loss"] == 2
     assert page.query_selector("button[data-cancel]") is None  # nothing left to cancel
     job.refresh_from_db()
-    assert job.status == "succeeded" and job.session.status == "succeeded"
+    assert job.status == "succeeded" and present(job.session).status == "succeeded"
     link = page.get_attribute("[data-session-link]", "href")
     assert link == f"/evaluation/?session={job.session_id}"
     shoot(page, "job-finished")

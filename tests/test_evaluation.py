@@ -15,6 +15,7 @@ from scipy import stats
 
 from predictor.models import Evaluation, Stock, StockPrediction, TrainingSession
 from predictor.selectors_evaluation import LEADERBOARD_COLUMNS, leaderboard, session_evaluation
+from tests.checks import present
 from tests.test_bootstrap import independent_interval
 from tests.training_support import BTC_FILE, import_days, run_command, train_model
 from tests.web_support import FLAGS
@@ -47,7 +48,7 @@ def independent_part(
         rows = rows.filter(time__lte=session.train_end)
     else:
         rows = rows.filter(time__gt=session.train_end)
-    step = session.data_end - session.data_start
+    step = present(session.data_end) - present(session.data_start)
     step = step / round(step.total_seconds() / 3600)  # one hour
     predicted = np.array([r.predicted_close for r in rows])
     actual = np.array([r.actual_close for r in rows])
@@ -94,7 +95,7 @@ def test_forecast_evaluates_lstm_session_and_numbers_match(bars, artifact_dirs):
     assert "train (in-sample (fitted), " in printed and "test (out-of-sample, " in printed
     assert "verdict of record (test part, out-of-sample): " in printed
 
-    evaluation = session_evaluation(session.id)
+    evaluation = present(session_evaluation(session.id))
     assert evaluation.fee_bps == 0 and evaluation.alpha == 0.05
     train_part = evaluation.results["train"]
     assert train_part["sample"] == "in-sample (fitted)" and train_part["in_sample"] is True
@@ -214,7 +215,7 @@ def test_other_model_kinds_and_the_leaderboard(bars, artifact_dirs):
     for session in sessions.values():
         assert StockPrediction.objects.filter(session=session).count() == bar_count - 12
 
-    persistence = session_evaluation(sessions["persistence"].id).results["test"]
+    persistence = present(session_evaluation(sessions["persistence"].id)).results["test"]
     assert persistence["scores"]["rel_mae"] == pytest.approx(1.0)
     assert persistence["strategy"]["total_return"] == 0.0  # always flat
     assert (
@@ -232,7 +233,7 @@ def test_other_model_kinds_and_the_leaderboard(bars, artifact_dirs):
     relative = [row["test_rel_mae"] for row in rows]
     assert relative == sorted(relative)
     by_kind = {row["model_kind"]: row for row in rows}
-    linear = session_evaluation(sessions["linear"].id).results["test"]
+    linear = present(session_evaluation(sessions["linear"].id)).results["test"]
     assert by_kind["linear"]["test_mae"] == linear["scores"]["mae"]
     assert by_kind["linear"]["strategy_return"] == linear["strategy"]["total_return"]
     assert by_kind["linear"]["dm_p_value"] == linear["diebold_mariano"]["p_value"]
@@ -275,7 +276,7 @@ def test_leaderboard_empty_and_production_sessions_left_out(bars, artifact_dirs)
     run_command("forecast", "-T", str(session.id))
     assert session_evaluation(session.id) is None  # forecast evaluates evaluation sessions only
     run_command("evaluate", "-T", str(session.id))
-    assert set(session_evaluation(session.id).results) == {"train"}
+    assert set(present(session_evaluation(session.id)).results) == {"train"}
     assert leaderboard() == []
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.checks import present
 from utils.features import make_windows
 from utils.forecasters import MODEL_KINDS, REGISTRY, ArtifactError, TrainingPart, forecaster_class
 
@@ -108,7 +109,8 @@ def test_missing_and_junk_model_files_are_refused(series, tmp_path, kind):
     ],
 )
 def test_tampered_scalers_are_refused(series, tmp_path, tamper, reason):
-    model, scaler = saved(fitted("linear", series[0]), tmp_path)
+    model, maybe_scaler = saved(fitted("linear", series[0]), tmp_path)
+    scaler = present(maybe_scaler)
     scaler.write_text(json.dumps(tamper(json.loads(scaler.read_text()))))
     with pytest.raises(ArtifactError, match=reason) as caught:
         forecaster_class("linear").load(model, scaler)
@@ -138,7 +140,8 @@ def test_a_keras_file_with_a_lambda_layer_is_refused(series, tmp_path):
 
 
 def test_tampered_linear_coefficients_are_refused(series, tmp_path):
-    model, scaler = saved(fitted("linear", series[0]), tmp_path)
+    model, maybe_scaler = saved(fitted("linear", series[0]), tmp_path)
+    scaler = present(maybe_scaler)
     state = json.loads(model.read_text())
     model.write_text(json.dumps(state | {"intercept_": [1.0, 2.0]}))
     with pytest.raises(ArtifactError, match="do not fit together") as caught:

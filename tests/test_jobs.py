@@ -3,6 +3,7 @@ progress, survive a worker killed mid-job, and never run a job twice."""
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from django.db import transaction
 from predictor.models import Job, TrainingSession
 from predictor.services import jobs
 from predictor.services.training import TrainingConfig
+from tests.checks import present
 from tests.training_support import BTC_FILE, files_in, import_days, stored_path
 from tests.workers import wait_for
 
@@ -40,12 +42,12 @@ def test_a_worker_runs_a_training_job_and_reports_its_epochs(bars, workers):
     job = queue_training(model_kind="lstm", epochs=2, seed=1)
     wait_for(lambda: ended(job), 120, "the training job")
     assert job.status == "succeeded", job.error
-    session = job.session
+    session = present(job.session)
     assert session.status == "succeeded" and session.heartbeat_at is not None
     assert [row["epoch"] for row in job.progress["losses"]] == [1, 2]
     assert job.progress["losses"][0]["loss"] > 0
     assert stored_path(session.model_path).is_file()
-    assert job.worker and job.started_at >= job.created_at
+    assert job.worker and present(job.started_at) >= job.created_at
 
 
 def test_a_killed_worker_loses_its_job_and_another_finishes_the_rest(
@@ -69,7 +71,7 @@ def test_a_killed_worker_loses_its_job_and_another_finishes_the_rest(
     time.sleep(4.5)
     jobs.reap_lost()
     long.refresh_from_db()
-    session = long.session
+    session = present(long.session)
     assert long.status == "lost" and long.error == "worker lost"
     assert session.status == "failed" and session.error == "worker lost"
     # Nothing half-written: no file of the lost session, temporary or whole.
@@ -97,7 +99,7 @@ def test_the_embedded_queue_runs_the_same_jobs_with_no_redis(bars, workers, tmp_
     folder = tmp_path / "queue"
     (folder / "control").mkdir(parents=True)
     workers.start(CELERY_BROKER_URL="", CRYPTOORACLE_JOBS_DIR=str(folder), name="embedded")
-    app.conf.broker_url = "filesystem://"
+    app.conf.broker_url = "filesystem://"  # type: ignore[misc]  # celery-types: read-only, wrongly
     app.conf.broker_transport_options = {
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
@@ -108,7 +110,7 @@ def test_the_embedded_queue_runs_the_same_jobs_with_no_redis(bars, workers, tmp_
     _drop_connections(app)
     job = queue_training(model_kind="linear", seed=6)
     wait_for(lambda: ended(job), 60, "the job on the embedded queue")
-    assert job.status == "succeeded" and job.session.status == "succeeded"
+    assert job.status == "succeeded" and present(job.session).status == "succeeded"
     assert job.worker.split(":")[0]  # a worker process ran it
 
 
@@ -146,7 +148,9 @@ def test_a_killed_train_model_is_found_lost_and_forecast_says_so(
         start_new_session=True,
     )
     try:
-        wait_for(lambda: b"epoch 2/500" in process.stderr.read1(), 120, "two epochs")
+        stderr = process.stderr
+        assert isinstance(stderr, io.BufferedReader)  # Popen's pipes are buffered by default
+        wait_for(lambda: b"epoch 2/500" in stderr.read1(), 120, "two epochs")
         session = TrainingSession.objects.get()
         assert session.status == "running" and session.heartbeat_at is not None
         with pytest.raises(CommandError, match=r"still training \(last heartbeat \d+ s ago\)"):

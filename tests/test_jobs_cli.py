@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 
 from predictor.models import Job, TrainingSession
 from predictor.services import jobs
+from tests.checks import present
 from tests.training_support import BTC_FILE, import_days
 from tests.workers import wait_for
 
@@ -53,7 +54,7 @@ def test_train_model_queue_and_an_update_queue_run_on_a_worker(bars, workers):
     workers.start()
     wait_for(lambda: ended(job), 120, "the training job")
     assert job.status == "succeeded", job.error
-    session = job.session
+    session = present(job.session)
     assert session.kind == "production" and session.version == 1
     listing = run("jobs")
     assert f"{job.id} train" in listing and "succeeded" in listing and "epoch 2/2" in listing
@@ -90,7 +91,7 @@ def test_backtest_queue_runs_every_fold_and_pools_them(bars, workers):
     wait_for(lambda: ended(job), 120, "the backtest's folds")
     assert job.status == "succeeded", job.error
     assert [c.status for c in job.children.all()] == ["succeeded"] * 6
-    backtest = job.backtest
+    backtest = present(job.backtest)
     assert backtest.status == "succeeded"
     assert len(backtest.results["pooled"]) == 2  # one per seed
     assert len(backtest.results["folds"]) == 6
@@ -125,7 +126,7 @@ def test_a_lost_job_is_reaped_and_retried_to_success(tmp_path, workers, settings
     workers.start(name="survivor")
     wait_for(lambda: ended(retry), 300, "the retried job")
     assert retry.status == "succeeded", retry.error
-    assert retry.session.status == "succeeded" and retry.session_id != job.session_id
+    assert present(retry.session).status == "succeeded" and retry.session_id != job.session_id
     assert f"retried as: {retry.id}" in run("jobs", str(job.id))
     with pytest.raises(CommandError, match=f"job {retry.id} is succeeded: only failed, lost"):
         run("jobs", "--retry", str(retry.id))

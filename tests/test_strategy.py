@@ -143,7 +143,7 @@ def test_shuffled_forecasts_do_not():
     result = strategy.backtest(shuffled, actual, last, HOUR)
     assert result.strategy.total_return < perfect.strategy.total_return / 1000
     test = strategy.direction_test(strategy.direction_hits(shuffled, actual, last))
-    assert 0.47 < test.mean < 0.53
+    assert test.mean is not None and 0.47 < test.mean < 0.53
     assert not test.rejected
 
 
@@ -184,7 +184,7 @@ def test_direction_test_matches_scipy_on_the_same_vector():
 def test_negative_t_never_rejects():
     hits = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1, 0] * 5, dtype=float)
     test = strategy.direction_test(hits, alpha=0.05)
-    assert test.t_score < 0 and not test.rejected
+    assert test.t_score is not None and test.t_score < 0 and not test.rejected
     # Even at an alpha where a two-sided reading would "reject", a negative t stays unrejected.
     two_sided = stats.ttest_1samp(hits, 0.5).pvalue
     assert two_sided < 1e-4
@@ -261,7 +261,7 @@ def test_holm_adjustment_by_hand():
     # though all four raw p-values are below 0.05.
     adjusted = strategy.holm_adjusted([0.01, 0.04, 0.03, 0.005])
     assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert [p < 0.05 for p in adjusted] == [True, False, False, True]
+    assert [p is not None and p < 0.05 for p in adjusted] == [True, False, False, True]
     # Missing p-values are skipped and not counted; adjusted values never exceed 1.
     assert strategy.holm_adjusted([None, 0.4, 0.3]) == [None, pytest.approx(0.6), 0.6]
     assert strategy.holm_adjusted([0.6, 0.7]) == [1.0, 1.0]

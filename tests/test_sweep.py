@@ -20,6 +20,7 @@ from predictor.services.sweeps import (
     sweep_configs,
 )
 from predictor.services.training import TrainingConfig
+from tests.checks import present
 from tests.training_support import BTC_FILE, import_days
 
 # Grid parsing and sampling -----------------------------------------------------------------
@@ -169,7 +170,8 @@ def test_a_backtest_sweep_queues_one_backtest_per_combination(bars, workers):
     assert [job.kind for job in backtests] == ["backtest", "backtest"]
     assert all(job.children.count() == 2 for job in backtests)
     for job in backtests:
-        assert job.backtest.status == "succeeded" and job.backtest.results["pooled"]
+        backtest = present(job.backtest)
+        assert backtest.status == "succeeded" and backtest.results["pooled"]
         assert str(job.backtest_id) in out
 
 

@@ -16,6 +16,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import MinMaxScaler
 
 from predictor.models import Stock, TrainingSession
+from tests.checks import present
 from tests.training_support import (
     BTC_FILE,
     ETH_FILE,
@@ -75,7 +76,7 @@ def test_evaluation_session_records_files_and_honest_scores(bars, artifact_dirs)
     assert session.status == "succeeded" and session.kind == "evaluation" and not session.error
     assert (session.window, session.units, session.epochs, session.seed) == (12, 4, 1, 7)
     assert session.bars == 14 * 24
-    assert session.train_end < session.test_start
+    assert present(session.train_end) < present(session.test_start)
     assert f"{session.data_start:%Y-%m-%d %H}" == "2020-07-01 00"
     assert f"{session.data_end:%Y-%m-%d %H}" == "2020-07-14 23"
     assert len(session.loss_history) == 1 and len(session.loss_history[0]["loss"]) == 1

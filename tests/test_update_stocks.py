@@ -33,6 +33,7 @@ from cryptooracle.settings.base import coinapi_symbol_ids
 from predictor.models import Stock
 from predictor.services.bars import SeriesKey, insert_bars
 from predictor.services.importing import import_csv_file
+from tests.checks import present
 from tests.coinapi_server import CoinApiServer, make_series, still_forming
 from utils.coinapi import (
     credits_for,
@@ -425,7 +426,7 @@ def test_a_retry_after_longer_than_the_cap_ends_the_run_at_once(coinapi, fault, 
     assert time.monotonic() - began < 1.0  # no sleeping, no retries
     asked = datetime.now(UTC) + timedelta(days=1)
     assert f"{answer} and asks to wait 86400 s (until " in message
-    until = re.search(r"until (\S+ \S+) UTC\)", message).group(1)
+    until = present(re.search(r"until (\S+ \S+) UTC\)", message)).group(1)
     moment = datetime.fromisoformat(until).replace(tzinfo=UTC)
     assert abs((moment - asked).total_seconds()) < 5
     assert "longer than COINAPI_MAX_RETRY_AFTER (2 s); the run stops here" in message

@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from predictor import selectors_live, selectors_web
 from predictor.models import Stock, StockPrediction, TrainingSession
+from tests.checks import present
 from tests.training_support import BTC_FILE, ETH_FILE, import_days
 from tests.web_support import make_evaluation, make_session
 from utils.charts import (
@@ -108,7 +109,7 @@ def test_index_draws_candlesticks(client, july):
     )
     price = traces(payload(response), "price")
     assert price["Price"]["type"] == "candlestick" and len(values(price["Price"]["open"])) == 24
-    first = Stock.objects.order_by("time").first()
+    first = present(Stock.objects.order_by("time").first())
     assert values(price["Price"]["high"])[0] == first.high
 
 
@@ -124,7 +125,7 @@ def test_a_long_range_is_aggregated_on_the_server(client, year):
     day = Stock.objects.filter(
         time__gte=datetime(2019, 7, 1, tzinfo=UTC), time__lt=datetime(2019, 7, 1, 6, tzinfo=UTC)
     ).order_by("time")
-    assert values(price["Close"]["y"])[0] == day.last().close
+    assert values(price["Close"]["y"])[0] == present(day.last()).close
     assert values(price["Volume"]["y"])[0] == pytest.approx(sum(b.volume for b in day))
     assert len(response.content) < 300_000
 
@@ -298,7 +299,7 @@ def test_an_evaluation_sessions_chart_data_splits_fits_from_its_test_part(july):
     session = make_session(EVALUATION)
     start, end = datetime(2020, 7, 1, tzinfo=UTC), datetime(2020, 7, 15, tzinfo=UTC)
     data = selectors_web.forecast_data(session, start, end)
-    assert data.live is None
+    assert data.live is None and data.test is not None
     assert data.fitted.index.max() == session.train_end
     assert data.test.index.min() == session.test_start
     assert len(data.fitted) + len(data.test) == session.predictions.count()
@@ -414,7 +415,7 @@ def test_evaluation_page_shows_everything_about_a_session(client, july):
         "Fitted, training part (in-sample)",
         "Predicted, test part",
     }
-    split = best.test_start.strftime("%Y-%m-%dT%H:%M")
+    split = present(best.test_start).strftime("%Y-%m-%dT%H:%M")
     assert predictions["Predicted, test part"]["x"][0] == split
     assert predictions["Fitted, training part (in-sample)"]["x"][-1] < split
     count = StockPrediction.objects.filter(session=best).count()
@@ -588,8 +589,8 @@ def test_posts_need_a_csrf_token():
 
 def test_admin_lists_and_shows_every_model(client, july):
     session = make_session(PRODUCTION)
-    prediction = StockPrediction.objects.filter(session=session).first()
-    bar = Stock.objects.first()
+    prediction = present(StockPrediction.objects.filter(session=session).first())
+    bar = present(Stock.objects.first())
     client.force_login(User.objects.create_superuser("admin", "admin@example.com", "pw"))
     for url in (
         reverse("admin:predictor_stock_changelist"),

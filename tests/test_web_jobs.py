@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -301,7 +302,7 @@ def test_posts_without_a_csrf_token_are_refused(bars):
 
 def test_the_jobs_page_lists_jobs_newest_first_with_progress_and_errors(viewer):
     old = make_job(status=Job.Status.FAILED, error="TrainingInputError: no BTCUSD bars")
-    Job.objects.filter(pk=old.pk).update(created_at=timezone.now() - timezone.timedelta(hours=1))
+    Job.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=1))
     running = make_job(
         status=Job.Status.RUNNING,
         started_at=timezone.now(),

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from predictor.models import TrainingSession
+from tests.checks import present
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BTC_FILE = DATA_DIR / "gemini_BTCUSD_1hr.csv"
@@ -36,7 +37,7 @@ def train_model(*args: str) -> tuple[TrainingSession, str]:
     """Run the command; return the newest session and what it printed."""
     out = StringIO()
     call_command("train_model", *args, stdout=out, stderr=StringIO())
-    return TrainingSession.objects.order_by("-created_at").first(), out.getvalue()
+    return present(TrainingSession.objects.order_by("-created_at").first()), out.getvalue()
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from predictor.models import Evaluation, Stock, StockPrediction, TrainingSession
+from tests.checks import present
 
 FLAGS = {
     "interval": "H",
@@ -208,8 +209,9 @@ def make_evaluation(
         .order_by("time")
         .values_list("time", flat=True)
     )
-    train = [t_ for t_ in times if t_ < session.test_start]
-    test = [t_ for t_ in times if t_ >= session.test_start]
+    test_start = present(session.test_start)
+    train = [t_ for t_ in times if t_ < test_start]
+    test = [t_ for t_ in times if t_ >= test_start]
     rejected = t > 0 and p < 0.05
     rel_mae = session.metrics["test"]["model"]["rel_mae"]
     return Evaluation.objects.create(
