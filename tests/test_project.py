@@ -80,7 +80,20 @@ def test_sqlite_in_the_project_folder_by_default(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("RDS_HOSTNAME", raising=False)
     config = database_from_environment(Path("/somewhere/db.sqlite3"))
-    assert config == {"ENGINE": "django.db.backends.sqlite3", "NAME": Path("/somewhere/db.sqlite3")}
+    assert config == {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": Path("/somewhere/db.sqlite3"),
+        # several processes write (web, workers, heartbeats): take the lock when a
+        # transaction begins, and wait for it
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+    }
+
+
+def test_a_sqlite_database_url_gets_the_same_options(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "sqlite:////tmp/elsewhere.sqlite3")
+    config = database_from_environment(Path("/somewhere/db.sqlite3"))
+    assert config["NAME"] == "/tmp/elsewhere.sqlite3"
+    assert config["OPTIONS"] == {"transaction_mode": "IMMEDIATE", "timeout": 30}
 
 
 def _settings_subprocess(environment: dict[str, str]) -> subprocess.CompletedProcess:
