@@ -386,3 +386,108 @@ def test_launch_a_session_and_watch_it_finish(page, live_server, job_bars, worke
     page.goto(f"{live_server.url}{link}")
     assert page.input_value("#id_session") == str(job.session_id)
     assert page.console_errors == []
+
+
+# Compare, downloads, labels, layout ---------------------------------------------------------
+
+
+def _evaluated(window: int, offset: int) -> TrainingSession:
+    session = make_session(TrainingSession.Kind.EVALUATION, created_offset=offset, seed=offset)
+    TrainingSession.objects.filter(pk=session.pk).update(window=window)
+    session.refresh_from_db()
+    make_evaluation(session)
+    return session
+
+
+def no_overflow(page) -> None:
+    """Nothing wider than the screen: the page never scrolls sideways."""
+    widths = page.evaluate(
+        "[document.documentElement.scrollWidth, window.innerWidth, "
+        "Array.from(document.querySelectorAll('body *')).filter(e => "
+        "e.getBoundingClientRect().right > window.innerWidth + 1 && "
+        "!e.closest('.table-scroll')).slice(0, 3).map(e => e.tagName + '.' + e.className)]"
+    )
+    assert widths[0] == widths[1], (
+        f"{page.url} is {widths[0]} px wide on a {widths[1]} px screen: {widths[2]}"
+    )
+
+
+def test_compare_from_the_leaderboard(page, live_server, bars):
+    first = _evaluated(12, 0)
+    second = _evaluated(48, 5)
+    open_page(page, f"{live_server.url}/evaluation/?session={first.id}")
+    # Labels tell the sessions apart: the differing window is in the select's text.
+    options = page.eval_on_selector_all("#id_session option", "os => os.map(o => o.textContent)")
+    assert any("W 48" in text for text in options) and any("W 12" in text for text in options)
+    assert page.is_disabled("[data-compare-button]")
+    page.check(f"#leaderboard input[value='{first.id}']")
+    assert page.input_value("#id_session") == str(first.id)  # a tick opens no session
+    page.check(f"#leaderboard input[value='{second.id}']")
+    assert page.inner_text("[data-compare-hint]") == "2 picked"
+    page.click("[data-compare-button]")
+    page.wait_for_url(f"{live_server.url}/compare/?*")
+    wait_for_draw(page, 1)
+    test_bars = StockPrediction.objects.filter(session=first, time__gte=first.test_start).count()
+    assert trace_points(page, "chart-forecasts") == {
+        "Actual close": test_bars,
+        "A · LSTM W 48 ahead 3": test_bars,  # the leaderboard's order: newest first on a tie
+        "B · LSTM W 12 ahead 3": test_bars,
+    }
+    assert len(trace_points(page, "chart-equity")) == 4
+    differs = page.eval_on_selector_all(
+        "#compare-table tr[data-differs] th", "ths => ths.map(th => th.textContent.trim())"
+    )
+    assert "≠ Window" in differs and not any("Symbol" in text for text in differs)
+    no_overflow(page)
+    shoot(page, "compare")
+    assert page.console_errors == []
+
+
+def test_download_links_answer_csv(page, live_server, bars):
+    session = make_session(TrainingSession.Kind.PRODUCTION)
+    open_page(page, f"{live_server.url}/")
+    link = page.get_attribute("[data-downloads] a", "href")
+    assert link == "/download/bars.csv?symbol=BTCUSD&start=2020-07-08&end=2020-07-14"
+    response = page.request.get(f"{live_server.url}{link}")
+    assert response.status == 200
+    assert response.headers["content-disposition"].endswith('"BTCUSD_1h_2020-07-08_2020-07-14.csv"')
+    assert len(response.text().splitlines()) == 1 + 7 * 24
+    open_page(page, f"{live_server.url}/forecast/")
+    for name, rows in (("predictions", session.predictions.count()), ("scores", None)):
+        href = page.get_attribute(f"[data-downloads] a:has-text('{name}')", "href")
+        assert href == f"/download/{name}.csv?session={session.id}"
+        answer = page.request.get(f"{live_server.url}{href}")
+        assert answer.status == 200 and answer.headers["content-type"] == "text/csv"
+        if rows is not None:
+            assert len(answer.text().splitlines()) == 1 + rows
+    assert page.console_errors == []
+
+
+def test_no_page_scrolls_sideways(page, live_server, bars):
+    first = _evaluated(12, 0)
+    second = _evaluated(48, 5)
+    make_session(TrainingSession.Kind.PRODUCTION, created_offset=9)
+    charted = (
+        "/",
+        "/?symbol=BTCUSD&start=1900-01-01&end=2999-12-31&style=candles",
+        "/forecast/",
+        "/forecast/?start=2020-06-01&end=2020-06-03",
+        "/evaluation/",
+        f"/compare/?session={first.id}&session={second.id}",
+    )
+    for url in charted:
+        open_page(page, f"{live_server.url}{url}")
+        no_overflow(page)
+    for url, status in (
+        ("/compare/", 200),
+        (f"/compare/?session={first.id}", 400),
+        ("/compare/?session=zzz&session=yyy", 404),
+        ("/jobs/", 200),
+        ("/accounts/login/", 200),
+    ):
+        response = page.goto(f"{live_server.url}{url}")
+        assert response.status == status, url
+        no_overflow(page)
+    shoot(page, "compare-picker-refused")
+    # The refused pages are answered 400/404 on purpose: the browser logs those alone.
+    assert all("status of 40" in error for error in page.console_errors), page.console_errors

@@ -7,6 +7,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -635,3 +636,88 @@ def test_the_widest_dates_a_form_accepts_never_answer_500(client, july, url):
     make_session(TrainingSession.Kind.PRODUCTION)
     response = client.get(url)
     assert response.status_code == 200, response.content[:300]
+
+
+# Labels and ranges ----------------------------------------------------------------------------
+
+
+def test_labels_name_the_flags_that_differ_from_the_defaults(client, july):
+    from predictor.forms import session_label
+    from predictor.services.training import TrainingConfig
+
+    defaults = {
+        name: getattr(TrainingConfig, name)
+        for name, _ in selectors_web.PARAMETERS
+        if name != "other_symbols"
+    }
+    plain = make_session(PRODUCTION, created_offset=0)
+    changed = make_session(PRODUCTION, created_offset=5, seed=1)
+    TrainingSession.objects.filter(pk=plain.pk).update(**defaults)
+    TrainingSession.objects.filter(pk=changed.pk).update(
+        **defaults | {"window": 48, "units": 32, "target": "log_return"}
+    )
+    plain.refresh_from_db()
+    changed.refresh_from_db()
+    assert session_label(plain) == f"BTCUSD H · LSTM · 2026-01-01 00:00 · {str(plain.id)[:8]}"
+    assert session_label(changed) == (
+        f"BTCUSD H · LSTM · W 48 · U 32 · log_return · 2026-01-01 00:05 · {str(changed.id)[:8]}"
+    )
+    html = client.get(reverse("predictor:forecast")).content.decode()
+    options = dict(re.findall(r'<option value="([0-9a-f-]{36})"[^>]*>(.*?)</option>', html))
+    assert "W 48 · U 32 · log_return" in options[str(changed.id)]
+    assert "W " not in options[str(plain.id)] and "log_return" not in options[str(plain.id)]
+
+
+def test_the_leaderboard_has_parameter_columns_and_compare_ticks(client, july):
+    session = make_session(EVALUATION)
+    TrainingSession.objects.filter(pk=session.pk).update(window=48)
+    make_evaluation(session)
+    html = client.get(reverse("predictor:evaluation")).content.decode()
+    board = html[html.index('id="leaderboard"') : html.index("</table>")]
+    assert '<th data-sort="num" class="num">Window</th>' in board
+    assert '<td class="num">48</td>' in board and "W 48 · ahead 3" in board
+    assert f'name="session" value="{session.id}" form="compare-picks"' in board
+    assert 'id="compare-picks"' in html and "Compare selected" in html
+
+
+def test_a_range_far_wider_than_the_data_draws_the_stored_bar_size(client, july):
+    body = client.get(
+        reverse("predictor:index_data"),
+        {"symbol": "BTCUSD", "start": "1900-01-01", "end": "2999-12-31"},
+    ).json()
+    close = traces(body, "price")["Close"]
+    assert len(close["x"]) == 14 * 24 and close["x"][:2] == ["2020-07-01T00:00", "2020-07-01T01:00"]
+    assert "336 bars of 1h" in body["html"]
+    assert (
+        "Stored BTCUSD bars in this range run from 2020-07-01 00:00 to 2020-07-14 23:00"
+        in (body["html"])
+    )
+    assert body["limits"]["start"] == {"min": "2020-07-01", "max": "2020-07-14"}
+    page = client.get(reverse("predictor:index")).content.decode()
+    assert 'min="2020-07-01"' in page and 'max="2020-07-14"' in page
+    assert "Stored BTCUSD bars in this range" not in page  # the default week is all stored
+
+
+def test_a_forecast_range_before_the_sessions_forecasts_says_why(client, july):
+    session = make_session(PRODUCTION)
+    StockPrediction.objects.filter(
+        session=session, time__lt=datetime(2020, 7, 5, tzinfo=UTC)
+    ).delete()
+    url = reverse("predictor:forecast_data")
+    before = client.get(url, {"start": "2020-07-01", "end": "2020-07-03"}).json()
+    lines = traces(before, "forecast")
+    assert len(lines["Actual close"]["x"]) == 3 * 24 and lines[FITTED_TRACE]["x"] == []
+    assert (
+        "No forecasts before the session's first predicted bar 2020-07-05 00:00 UTC: only the "
+        "actual close is drawn in this range." in unescape(before["html"])
+    )
+    partial = client.get(url, {"start": "2020-07-03", "end": "2020-07-06"}).json()
+    assert len(traces(partial, "forecast")[FITTED_TRACE]["x"]) == 2 * 24
+    assert "Forecasts begin at the session's first predicted bar 2020-07-05 00:00 UTC" in unescape(
+        partial["html"]
+    )
+    wide = client.get(url, {"start": "1900-01-01", "end": "2999-12-31"}).json()
+    assert len(traces(wide, "forecast")["Actual close"]["x"]) == 14 * 24  # hourly, as stored
+    nothing = client.get(url, {"start": "2012-01-01", "end": "2012-01-02"}).json()
+    assert nothing["figures"] == {}
+    assert "Its predictions run from 2020-07-05 to 2020-07-15." in nothing["empty"]
