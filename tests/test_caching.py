@@ -20,9 +20,12 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from predictor import caching
+from predictor.models import TrainingSession
+from predictor.services import jobs
 from predictor.services.bars import delete_bars_where
 from tests import workers as worker_support
 from tests.training_support import BTC_FILE, import_days, run_command, train_model
+from tests.web_support import make_session
 
 pytestmark = pytest.mark.django_db
 
@@ -113,6 +116,26 @@ def test_new_predictions_and_their_evaluation_are_on_the_next_response(
     figures = json.loads(after.content)["figures"]
     names = {trace["name"] for trace in figures["predictions"]["data"]}
     assert "Predicted, test part" in names and "equity" in figures
+
+
+def test_a_lost_worker_is_on_the_next_response(client, cached, tmp_path):
+    """The reaper marks a silent running session failed with an .update(): it bumps too."""
+    import_days(tmp_path, BTC_FILE, "2020-07-01", "2020-07-03")
+    session = make_session(TrainingSession.Kind.PRODUCTION)
+    TrainingSession.objects.filter(pk=session.pk).update(
+        status=TrainingSession.Status.RUNNING, heartbeat_at=session.created_at
+    )
+    caching.bump()  # the test's own .update()
+    url = reverse("predictor:forecast_data")
+    running = client.get(url, {"session": session.id})
+    assert "is still running" in json.loads(running.content)["empty"]
+    assert client.get(url, {"session": session.id})["X-Cache"] == "hit"
+
+    assert jobs.reap_lost(remove_files=lambda session: None)["sessions"] == 1
+
+    lost = client.get(url, {"session": session.id})
+    assert lost["X-Cache"] == "miss"
+    assert "failed: worker lost" in json.loads(lost.content)["empty"]
 
 
 def test_an_unknown_session_is_never_cached(client, cached):

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from predictor import caching
 from predictor.models import Backtest, Job, TrainingSession
 from utils import shapes
 from utils.errors import CryptoOracleError
@@ -380,6 +381,7 @@ def reap_lost(*, remove_files: Callable[[TrainingSession], None] | None = None) 
             status=TrainingSession.Status.FAILED, error="worker lost", updated_at=timezone.now()
         )
         if updated:
+            caching.bump()  # an .update(): the pages stop saying "still running"
             remove_files(session)
     running = Job.objects.filter(status=Job.Status.RUNNING, children__isnull=True)
     lost_jobs = list(running.filter(heartbeat_at__lt=cutoff))
