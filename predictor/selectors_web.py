@@ -658,3 +658,23 @@ def _spread_text(spread: dict | None, pattern: str, factor: float) -> str:
         return "-"
     mean, low, high = (pattern.format(spread[k] * factor) for k in ("mean", "min", "max"))
     return f"{mean} [{low}, {high}]"
+
+
+def pending_work() -> dict | None:
+    """Top-level jobs still queued or running (e.g. the first-run demo), for the empty pages:
+    {"count", "label" of the oldest, "done", "total" of its parts}; None when there are none."""
+    from predictor.models import Job
+
+    pending = Job.objects.filter(
+        parent__isnull=True, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
+    ).order_by("created_at")
+    first = pending.first()
+    if first is None:
+        return None
+    progress = first.progress or {}
+    return {
+        "count": pending.count(),
+        "label": first.label,
+        "done": progress.get("done"),
+        "total": progress.get("total"),
+    }

@@ -131,7 +131,11 @@ def forecast_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     if not choices:
         if params.get("session"):
             raise NotFound(f"There is no production session {params['session']!r}.")
-        return {"empty": "No production sessions yet.", "figures": {}}, 200
+        return {
+            "empty": "No production sessions yet.",
+            "figures": {},
+            "pending": selectors_web.pending_work(),
+        }, 200
     session = _chosen_session(params, TrainingSession.Kind.PRODUCTION, choices)
     default_range = selectors_web.default_forecast_range(session) or (
         session.data_end - timedelta(days=selectors_web.DEFAULT_DAYS),
@@ -191,7 +195,11 @@ def evaluation_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     if not choices:
         if params.get("session"):
             raise NotFound(f"There is no evaluation session {params['session']!r}.")
-        return {"empty": "No evaluation sessions yet.", "figures": {}}, 200
+        return {
+            "empty": "No evaluation sessions yet.",
+            "figures": {},
+            "pending": selectors_web.pending_work(),
+        }, 200
     session = _chosen_session(params, TrainingSession.Kind.EVALUATION, choices)
     form = SessionChoiceForm({"session": str(session.id)}, sessions=choices)
     form.is_valid()

@@ -721,3 +721,19 @@ def test_a_forecast_range_before_the_sessions_forecasts_says_why(client, july):
     nothing = client.get(url, {"start": "2012-01-01", "end": "2012-01-02"}).json()
     assert nothing["figures"] == {}
     assert "Its predictions run from 2020-07-05 to 2020-07-15." in nothing["empty"]
+
+
+def test_empty_pages_show_the_work_that_will_fill_them(client, july):
+    from predictor.models import Job
+    from predictor.services.jobs import start_parent
+
+    for url in ("/forecast/", "/evaluation/"):
+        assert "data-pending" not in client.get(url).content.decode()
+    start_parent(Job.Kind.SWEEP, {"demo": True}, label="first-run demo: 4 sessions")
+    Job.objects.update(progress={"done": 2, "total": 5})
+    for url in ("/forecast/", "/evaluation/"):
+        page = client.get(url).content.decode()
+        assert "1 job queued or running" in page and "first-run demo" in page
+        assert "(2 of 5 parts done)" in page and 'http-equiv="refresh"' in page
+    Job.objects.update(status="succeeded")
+    assert "data-pending" not in client.get("/forecast/").content.decode()
