@@ -31,6 +31,7 @@ DEMO ?= 1
 run: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py import_stocks
+	$(PY) manage.py collectstatic --no-input -v0
 	@if [ "$(DEMO)" != "0" ]; then $(PY) manage.py demo --if-empty; fi
 	HOST=$(HOST) PORT=$(PORT) VENV=$(VENV) bin/serve
 

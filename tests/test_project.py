@@ -195,3 +195,34 @@ def test_the_development_site_shows_the_debug_toolbar_only_when_asked(tmp_path, 
     )
     expected = ["200", shown, "True" if shown == "True" else "None"]
     assert result.stdout.split() == expected, result.stderr[-2000:]
+
+
+def test_the_development_site_serves_collected_static_files_compressed_and_cacheable(tmp_path):
+    """What `make run` serves after its collectstatic: Plotly gzipped, cacheable for an hour."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    env |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}",
+        "DJANGO_SETTINGS_MODULE": "cryptooracle.settings",
+        "CRYPTOORACLE_STATIC_ROOT": str(tmp_path / "static"),
+    }
+    collect = [sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"]
+    subprocess.run(collect, cwd=ROOT, env=env, check=True, timeout=300)
+    script = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "response = Client().get('/static/predictor/vendor/plotly-4.1.1.min.js',"
+        " HTTP_ACCEPT_ENCODING='gzip', HTTP_HOST='127.0.0.1')\n"
+        "print(response.status_code, response['Content-Encoding'],"
+        " response['Cache-Control'].replace(' ', ''), response['Content-Length'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    status, encoding, cache, length = result.stdout.split()
+    assert (status, encoding, cache) == ("200", "gzip", "max-age=3600,public"), result.stderr
+    assert int(length) < 2_000_000  # 4.8 MB uncompressed

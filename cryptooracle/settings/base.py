@@ -156,7 +156,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("CRYPTOORACLE_STATIC_ROOT", BASE_DIR / "staticfiles"))
 
 
 def artifacts_storage(environ) -> dict:

@@ -34,6 +34,15 @@ if importlib.util.find_spec("coloredlogs") and sys.stderr.isatty():
         "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
     }
 
-# Serve static files from the finders without a collectstatic run.
-WHITENOISE_AUTOREFRESH = True
-WHITENOISE_USE_FINDERS = True
+# Static files as production serves them once collected (`make run` collects them):
+# compressed (the gzip and brotli files collectstatic writes beside each one) and cacheable
+# for an hour, so Plotly's 4.8 MB script is not fetched whole on every page. Before a
+# collectstatic, straight from the app folders, uncompressed and uncached. After editing a
+# static file, collect again (or delete staticfiles/) to see the change.
+if (STATIC_ROOT / "staticfiles.json").exists():  # noqa: F405
+    WHITENOISE_AUTOREFRESH = False
+    WHITENOISE_USE_FINDERS = False
+    WHITENOISE_MAX_AGE = 3600
+else:
+    WHITENOISE_AUTOREFRESH = True
+    WHITENOISE_USE_FINDERS = True
