@@ -173,7 +173,7 @@ def worker_audit(database_url: str, rows: str, repeats: str = "3") -> dict:
     from django.db import connection
     from django.utils import timezone
 
-    from predictor.selectors_audit import Scope, audit_series
+    from predictor.selectors.audit import Scope, audit_series
     from predictor.services.auditing import delete_untrustworthy_bars
 
     expected = plant(int(rows))

@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 
-from predictor import selectors_web
+from predictor.selectors import web as selectors_web
 
 STYLE_CHOICES = (("line", "Line"), ("candles", "Candlesticks"))
 

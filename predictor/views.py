@@ -19,11 +19,12 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from predictor import selectors_live, selectors_web
 from predictor.caching import cached_response
 from predictor.forms import ForecastForm, PriceForm, SessionChoiceForm, session_label
 from predictor.models import TrainingSession
-from predictor.selectors_evaluation import (
+from predictor.selectors import live as selectors_live
+from predictor.selectors import web as selectors_web
+from predictor.selectors.evaluations import (
     BACKTEST_NOTE,
     HOLM_NOTE,
     backtest_rows,

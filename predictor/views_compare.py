@@ -14,9 +14,10 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.views.decorators.http import require_GET
 
-from predictor import selectors_compare, selectors_web
 from predictor.forms import session_label
 from predictor.models import Backtest, TrainingSession
+from predictor.selectors import compare as selectors_compare
+from predictor.selectors import web as selectors_web
 from predictor.views import NotFound, _page
 from utils import charts
 

@@ -18,11 +18,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
-from predictor import selectors_live, selectors_web
 from predictor.forms import DownloadRangeForm
 from predictor.models import Stock, StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, source_bar_length
-from predictor.selectors_evaluation import session_evaluation
+from predictor.selectors import live as selectors_live
+from predictor.selectors import web as selectors_web
+from predictor.selectors.evaluations import session_evaluation
 
 CHUNK = 5000  # rows fetched per database round trip while streaming
 

@@ -24,9 +24,9 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from predictor import selectors_jobs_web as selectors
 from predictor.forms_jobs import BACKTEST_FIELDS, SWEEP_FIELDS, LaunchForm
 from predictor.models import Job
+from predictor.selectors import jobs_web as selectors
 from predictor.services import job_handlers, jobs, sweeps
 from predictor.services.backtesting import BacktestInputError
 from predictor.services.training import TrainingInputError

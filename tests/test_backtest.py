@@ -185,7 +185,7 @@ def test_the_summary_matches_an_independent_computation(bars, artifact_dirs):
 
 @pytest.mark.django_db
 def test_folds_are_left_out_of_the_session_leaderboard(bars, artifact_dirs):
-    from predictor.selectors_evaluation import backtest_rows, leaderboard
+    from predictor.selectors.evaluations import backtest_rows, leaderboard
 
     record, _ = backtest(*TINY, *SPLIT, "-M", "persistence")
     assert leaderboard() == []  # folds are judged on different bars: not ranked with sessions

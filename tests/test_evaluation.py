@@ -14,7 +14,7 @@ from django.core.management import CommandError
 from scipy import stats
 
 from predictor.models import Evaluation, Stock, StockPrediction, TrainingSession
-from predictor.selectors_evaluation import LEADERBOARD_COLUMNS, leaderboard, session_evaluation
+from predictor.selectors.evaluations import LEADERBOARD_COLUMNS, leaderboard, session_evaluation
 from tests.checks import present
 from tests.test_bootstrap import independent_interval
 from tests.training_support import BTC_FILE, import_days, run_command, train_model

@@ -18,7 +18,7 @@ from django.utils import timezone
 from scipy import stats
 
 from predictor.models import Evaluation, StockPrediction
-from predictor.selectors_live import live_record
+from predictor.selectors.live import live_record
 from tests.checks import present
 from tests.training_support import BTC_FILE, import_days, train_model
 

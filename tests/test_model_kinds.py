@@ -14,7 +14,7 @@ import pytest
 from django.db.models import F
 
 from predictor.models import Evaluation, Stock, StockPrediction
-from predictor.selectors_evaluation import leaderboard
+from predictor.selectors.evaluations import leaderboard
 from tests.checks import present
 from tests.training_support import BTC_FILE, import_days, run_command, stored_path, train_model
 from utils.forecasters import MODEL_KINDS, forecaster_class

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from predictor.models import Job, TrainingSession
-from predictor.selectors_evaluation import leaderboard
+from predictor.selectors.evaluations import leaderboard
 from predictor.services.sweeps import (
     SweepError,
     describe,

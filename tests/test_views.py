@@ -16,8 +16,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from predictor import selectors_live, selectors_web
 from predictor.models import Stock, StockPrediction, TrainingSession
+from predictor.selectors import live as selectors_live
+from predictor.selectors import web as selectors_web
 from tests.checks import present
 from tests.training_support import BTC_FILE, ETH_FILE, import_days
 from tests.web_support import make_evaluation, make_session

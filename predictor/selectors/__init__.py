@@ -1,7 +1,8 @@
-"""Reads, split by subject. `predictor.selectors.bars` holds the bar store's reads; the
-names every caller uses are re-exported here, so `from predictor.selectors import get_bars`
-keeps working. (Sessions, evaluations, the web pages, jobs and audits still live in the
-sibling modules predictor/selectors_*.py.)"""
+"""Reads, split by subject: `bars` (the bar store; its names are re-exported here, so
+`from predictor.selectors import get_bars` works), `evaluations` (stored evaluations, the
+leaderboard, backtests), `live` (a production session's live record), `web` (what the
+pages draw: sessions, forecasts, charts), `compare`, `jobs` and `jobs_web`, and `audit`.
+Writes live in predictor/services/."""
 
 from predictor.selectors.bars import (
     NoBarsError,

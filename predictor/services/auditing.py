@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from predictor.selectors_audit import (
+from predictor.selectors.audit import (
     REASONS,
     BadBars,
     Scope,

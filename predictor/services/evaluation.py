@@ -5,7 +5,7 @@ Prophet or a baseline), pairs each with the actual close of the bar before it, s
 into the training and test parts at the session's own split, and stores one Evaluation row.
 Every model kind goes through this one path, so the leaderboard compares like with like.
 The numbers come from utils.metrics and utils.strategy; the stored shape is documented in
-predictor.selectors_evaluation.session_evaluation.
+predictor.selectors.evaluations.session_evaluation.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ earlier forecasts whose bar has now happened.
 
 Every row records when it was made (`made_at`) and by which model version. A row whose bar
 was not in the bar store when it was made is `live`: a real forecast, the session's live
-track record (predictor.selectors_live). Every other one-step row predicts a bar that was
+track record (predictor.selectors.live). Every other one-step row predicts a bar that was
 already stored: a fit to a bar the model was trained on, or an after-the-fact forecast.
 """
 

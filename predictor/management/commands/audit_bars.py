@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from predictor.management.base import OracleCommand
 from predictor.management.series_flags import add_series_flags
-from predictor.selectors_audit import Scope, audit_series, stored_series_keys
+from predictor.selectors.audit import Scope, audit_series, stored_series_keys
 from predictor.services.auditing import (
     delete_untrustworthy_bars,
     deleted_lines,

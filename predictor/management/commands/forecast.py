@@ -2,7 +2,7 @@
 
 Evaluation sessions are then evaluated (backtest and tests, as `./manage.py evaluate`);
 production sessions print their live record: the forecasts made before their bar existed,
-scored once the bars arrived (predictor.selectors_live).
+scored once the bars arrived (predictor.selectors.live).
 """
 
 from django.core.management.base import CommandError
@@ -11,7 +11,7 @@ from predictor.management.base import OracleCommand
 from predictor.management.commands.evaluate import describe
 from predictor.management.queueing import queued_message, user_name
 from predictor.models import Job, TrainingSession
-from predictor.selectors_live import live_record
+from predictor.selectors.live import live_record
 from predictor.services.evaluation import EvaluationError, evaluate
 from predictor.services.forecasting import forecast
 from predictor.services.jobs import enqueue_now

@@ -1,6 +1,6 @@
 """./manage.py jobs: list queued, running and finished jobs; show, retry, cancel one; reap.
 
-Thin: the reads are predictor.selectors_jobs, the writes predictor.services.jobs.
+Thin: the reads are predictor.selectors.jobs, the writes predictor.services.jobs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from predictor.management.base import OracleCommand
 from predictor.management.queueing import user_name
 from predictor.models import Job
-from predictor.selectors_jobs import job_detail, job_rows
+from predictor.selectors.jobs import job_detail, job_rows
 from predictor.services import jobs
 
 

@@ -4,7 +4,7 @@ from django.core.management.base import CommandError
 
 from predictor.management.base import OracleCommand
 from predictor.management.commands.evaluate import fmt
-from predictor.selectors_evaluation import BACKTEST_NOTE, HOLM_NOTE, backtest_rows, leaderboard
+from predictor.selectors.evaluations import BACKTEST_NOTE, HOLM_NOTE, backtest_rows, leaderboard
 
 
 class Command(OracleCommand):

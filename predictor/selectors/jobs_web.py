@@ -1,4 +1,4 @@
-"""Reads for the jobs pages, on top of predictor.selectors_jobs (the `jobs` command's reads).
+"""Reads for the jobs pages, on top of predictor.selectors.jobs (the `jobs` command's reads).
 
 The rows are the command's (`job_rows`, `job_detail`: the same progress text, 'epoch 3/10'
 or 'fold 4/15', on the page as in the terminal); this module adds what only a page needs:
@@ -14,9 +14,9 @@ import uuid
 
 from django.urls import reverse
 
-from predictor import selectors_jobs
 from predictor.models import Job, TrainingSession
-from predictor.selectors_web import symbols
+from predictor.selectors import jobs as selectors_jobs
+from predictor.selectors.web import symbols
 from utils import charts
 from utils.forecasters import MODEL_KINDS, REGISTRY
 

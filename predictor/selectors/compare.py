@@ -17,10 +17,11 @@ from typing import Any
 import pandas as pd
 from django.db.models import Max, Min
 
-from predictor import selectors_live, selectors_web
 from predictor.models import Backtest, StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, get_bars
-from predictor.selectors_evaluation import session_evaluation
+from predictor.selectors import live as selectors_live
+from predictor.selectors import web as selectors_web
+from predictor.selectors.evaluations import session_evaluation
 from utils.charts import MAX_POINTS
 from utils.timeframes import interval_seconds
 
