@@ -94,19 +94,14 @@ def test_a_job_runs_once_even_if_its_message_comes_twice(bars, workers):
 def test_the_embedded_queue_runs_the_same_jobs_with_no_redis(bars, workers, tmp_path):
     """No CELERY_BROKER_URL: the queue is a folder (kombu's filesystem transport)."""
     from cryptooracle.celery import app
+    from cryptooracle.settings.base import broker_transport_options
     from tests.conftest import _drop_connections
 
     folder = tmp_path / "queue"
     (folder / "control").mkdir(parents=True)
     workers.start(CELERY_BROKER_URL="", CRYPTOORACLE_JOBS_DIR=str(folder), name="embedded")
     app.conf.broker_url = "filesystem://"  # type: ignore[misc]  # celery-types: read-only, wrongly
-    app.conf.broker_transport_options = {
-        "data_folder_in": str(folder),
-        "data_folder_out": str(folder),
-        "control_folder": str(folder / "control"),
-        "store_processed": False,
-        "polling_interval": 0.2,
-    }
+    app.conf.broker_transport_options = broker_transport_options("filesystem://", folder)
     _drop_connections(app)
     job = queue_training(model_kind="linear", seed=6)
     wait_for(lambda: ended(job), 60, "the job on the embedded queue")

@@ -164,65 +164,59 @@ def test_index_says_how_to_load_data_when_empty(client):
     assert b"import_stocks" in response.content
 
 
-@pytest.mark.parametrize(("toolbar", "shown"), [("", "False"), ("1", "True")])
-def test_the_development_site_shows_the_debug_toolbar_only_when_asked(tmp_path, toolbar, shown):
-    """What `make run` serves: development settings; the toolbar with DEBUG_TOOLBAR=1 only,
-    and then collapsed."""
+def run_development_site(tmp_path: Path, prepare: list[str], script: str, **extra: str) -> str:
+    """What `make run` serves: development settings on a fresh SQLite database in tmp_path.
+    Runs `manage.py <prepare>`, then the script (after django.setup()); returns its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
     env |= {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}",
         "DJANGO_SETTINGS_MODULE": "cryptooracle.settings",
-        "DEBUG_TOOLBAR": toolbar,
+        **extra,
     }
     subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=300
+        [sys.executable, "manage.py", *prepare], cwd=ROOT, env=env, check=True, timeout=300
     )
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.parametrize(("toolbar", "shown"), [("", "False"), ("1", "True")])
+def test_the_development_site_shows_the_debug_toolbar_only_when_asked(tmp_path, toolbar, shown):
+    """The toolbar with DEBUG_TOOLBAR=1 only, and then collapsed."""
     script = (
-        "import django; django.setup()\n"
         "from django.conf import settings\n"
         "from django.test import Client\n"
         "response = Client().get('/', REMOTE_ADDR='127.0.0.1', HTTP_HOST='127.0.0.1')\n"
         "collapsed = getattr(settings, 'DEBUG_TOOLBAR_CONFIG', {}).get('SHOW_COLLAPSED')\n"
         "print(response.status_code, b'djDebug' in response.content, collapsed)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    expected = ["200", shown, "True" if shown == "True" else "None"]
-    assert result.stdout.split() == expected, result.stderr[-2000:]
+    printed = run_development_site(tmp_path, ["migrate", "-v0"], script, DEBUG_TOOLBAR=toolbar)
+    assert printed.split() == ["200", shown, "True" if shown == "True" else "None"]
 
 
 def test_the_development_site_serves_collected_static_files_compressed_and_cacheable(tmp_path):
-    """What `make run` serves after its collectstatic: Plotly gzipped, cacheable for an hour."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
-    env |= {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'dev.sqlite3'}",
-        "DJANGO_SETTINGS_MODULE": "cryptooracle.settings",
-        "CRYPTOORACLE_STATIC_ROOT": str(tmp_path / "static"),
-    }
-    collect = [sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"]
-    subprocess.run(collect, cwd=ROOT, env=env, check=True, timeout=300)
+    """After `make run`'s collectstatic: Plotly gzipped, cacheable for an hour."""
     script = (
-        "import django; django.setup()\n"
         "from django.test import Client\n"
         "response = Client().get('/static/predictor/vendor/plotly-4.1.1.min.js',"
         " HTTP_ACCEPT_ENCODING='gzip', HTTP_HOST='127.0.0.1')\n"
         "print(response.status_code, response['Content-Encoding'],"
         " response['Cache-Control'].replace(' ', ''), response['Content-Length'])\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    printed = run_development_site(
+        tmp_path,
+        ["collectstatic", "--no-input", "-v0"],
+        script,
+        CRYPTOORACLE_STATIC_ROOT=str(tmp_path / "static"),
     )
-    status, encoding, cache, length = result.stdout.split()
-    assert (status, encoding, cache) == ("200", "gzip", "max-age=3600,public"), result.stderr
+    status, encoding, cache, length = printed.split()
+    assert (status, encoding, cache) == ("200", "gzip", "max-age=3600,public")
     assert int(length) < 2_000_000  # 4.8 MB uncompressed

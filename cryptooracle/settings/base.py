@@ -239,18 +239,23 @@ JOBS_DIR = Path(os.environ.get("CRYPTOORACLE_JOBS_DIR", BASE_DIR / "var" / "queu
 CELERY_BROKER_URL = (
     os.environ.get("CELERY_BROKER_URL", "") or os.environ.get("REDIS_URL", "") or "filesystem://"
 )
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {
-        "data_folder_in": str(JOBS_DIR),
-        "data_folder_out": str(JOBS_DIR),
-        "processed_folder": str(JOBS_DIR / "processed"),
-        "control_folder": str(JOBS_DIR / "control"),
-        "store_processed": False,
-        "polling_interval": 0.2,
-    }
-    if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "43200"))}
-)
+
+
+def broker_transport_options(broker_url: str, jobs_dir: Path) -> dict:
+    """The folders of the filesystem queue (polled five times a second), or Redis' options."""
+    if broker_url.startswith("filesystem"):
+        return {
+            "data_folder_in": str(jobs_dir),
+            "data_folder_out": str(jobs_dir),
+            "processed_folder": str(jobs_dir / "processed"),
+            "control_folder": str(jobs_dir / "control"),
+            "store_processed": False,
+            "polling_interval": 0.2,
+        }
+    return {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "43200"))}
+
+
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL, JOBS_DIR)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The Job table is the record of every job: Celery keeps no results.
 CELERY_TASK_IGNORE_RESULT = True

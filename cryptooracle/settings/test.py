@@ -9,7 +9,13 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, STORAGES, caches_from_environment, database_from_environment
+from .base import (
+    BASE_DIR,
+    STORAGES,
+    broker_transport_options,
+    caches_from_environment,
+    database_from_environment,
+)
 
 DEBUG = False
 SECRET_KEY = "test-only-not-secret"
@@ -41,14 +47,7 @@ JOBS_DIR = Path(
     or Path(tempfile.gettempdir()) / f"cryptooracle-test-queue-{os.getpid()}"
 )
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://"
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "data_folder_in": str(JOBS_DIR),
-    "data_folder_out": str(JOBS_DIR),
-    "processed_folder": str(JOBS_DIR / "processed"),
-    "control_folder": str(JOBS_DIR / "control"),
-    "store_processed": False,
-    "polling_interval": 0.2,
-}
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL, JOBS_DIR)
 
 # No response caching unless a test asks for it (tests/test_caching.py switches "default" to
 # local memory): tests set up states with raw .update()s and roll the database back between
