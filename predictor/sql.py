@@ -118,6 +118,25 @@ def aggregate_settings() -> list[str]:
     return []
 
 
+def literals(values: Sequence[str]) -> list[str]:
+    """Text values as SQL literals to write into a statement, quoted by the engine itself
+    (SQLite's quote(), PostgreSQL's quote_literal()) and with '%' doubled for the
+    %s-placeholder statements Django's cursors take."""
+    function = "quote_literal" if is_postgresql() else "quote"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT " + ", ".join(f"{function}(CAST(%s AS TEXT))" for _ in values), list(values)
+        )
+        quoted = cursor.fetchone()
+    return [literal.replace("%", "%%") for literal in quoted]
+
+
+def insert(table: str, columns: Sequence[str], rows: str) -> str:
+    """Plain INSERT of `rows` (a VALUES or SELECT clause): a stored key is an IntegrityError."""
+    names = ", ".join(quote(c) for c in columns)
+    return f"INSERT INTO {quote(table)} ({names}) {rows}"
+
+
 def insert_ignoring_conflicts(
     table: str, columns: Sequence[str], rows: str, *, conflict: Sequence[str]
 ) -> str:

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
 import predictor.services.bars as bars_service
 import predictor.services.importing as importing
@@ -380,8 +379,7 @@ def test_interrupted_import_keeps_whole_chunks_and_rerun_completes(write_csv, mo
     path = hourly_file(write_csv, "Gemini_BTCUSD_1h.csv", range(10))
     calls = []
     real_insert_bars = importing.insert_bars
-    engine_writer = f"_insert_{connection.vendor}"
-    real_writer = getattr(bars_service, engine_writer)
+    real_writer = bars_service._insert_rows
 
     def interrupt_before(key, bars, **options):
         calls.append(len(bars))
@@ -389,17 +387,17 @@ def test_interrupted_import_keeps_whole_chunks_and_rerun_completes(write_csv, mo
             raise KeyboardInterrupt
         return real_insert_bars(key, bars, **options)
 
-    def interrupt_half_way(key, bars):
+    def interrupt_half_way(key, bars, **options):
         calls.append(len(bars))
         if len(calls) == 3:
-            real_writer(key, bars.iloc[:1])  # one row of the chunk is written...
+            real_writer(key, bars.iloc[:1], **options)  # one row of the chunk is written...
             raise KeyboardInterrupt  # ...and then the process is interrupted
-        return real_writer(key, bars)
+        return real_writer(key, bars, **options)
 
     if where == "before the write":
         monkeypatch.setattr(importing, "insert_bars", interrupt_before)
     else:
-        monkeypatch.setattr(bars_service, engine_writer, interrupt_half_way)
+        monkeypatch.setattr(bars_service, "_insert_rows", interrupt_half_way)
     with pytest.raises(KeyboardInterrupt):
         run_import(path, "--chunk-rows", 3)
     assert calls == [3, 3, 3]

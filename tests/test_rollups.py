@@ -155,7 +155,7 @@ BARS = minute_bars("2021-01-01 00:00", 51 * 60 + 17, holes=(*range(600, 660), 15
 # --- imports ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("chunk_rows", [100_000, 97])
+@pytest.mark.parametrize("chunk_rows", [100_000, 3000, 97])
 def test_an_import_leaves_rollups_equal_to_aggregating_its_bars(write_csv, chunk_rows):
     result = import_csv_file(
         write_csv("Gemini_BTCUSD_1min.csv", csv_lines(BARS)), chunk_rows=chunk_rows

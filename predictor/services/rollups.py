@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -91,6 +92,95 @@ def refresh_rollups(symbol: str, source_bar_length: str, times: Iterable) -> Non
             for start, end in _runs(buckets, seconds):
                 _refresh(cursor, _Level(symbol, source_bar_length, length, finer), start, end)
             finer = length
+
+
+def add_rollups_of_new_bars(
+    symbol: str,
+    source_bar_length: str,
+    bars: pd.DataFrame,
+    *,
+    provisional_time: datetime | None = None,
+) -> None:
+    """Rollups for a batch just inserted into a range that held no bar of the series (the
+    fast path of services.bars), in the batch's transaction.
+
+    A bucket lying wholly between the batch's first and last time can hold no bar but the
+    batch's own, so it is aggregated here from the batch with numpy, without reading the
+    rows back; the buckets at either end (which may share an hour or a day with stored
+    bars) and the bucket of a provisional bar are refreshed in SQL like any other write.
+    Every level is aggregated from the batch's bars, the daily one included.
+    """
+    lengths = rollup_lengths(source_bar_length)
+    if not lengths:
+        return
+    if not has_rollups(symbol, source_bar_length):
+        rebuild_series(symbol, source_bar_length)
+        return
+    frame = bars.sort_values("time")
+    micros = _epoch_microseconds(frame["time"])
+    provisional = None if provisional_time is None else _epoch_microseconds([provisional_time])[0]
+    at_edges = np.zeros(len(frame), dtype=bool)
+    with transaction.atomic():
+        for length in lengths:
+            size = timeframe_seconds(length) * 1_000_000
+            starts = micros // size * size
+            inside = (starts >= micros[0]) & (starts + size <= micros[-1])
+            if provisional is not None:
+                inside &= starts != provisional // size * size
+            at_edges |= ~inside
+            _write_buckets(symbol, source_bar_length, length, frame[inside], starts[inside], size)
+        refresh_rollups(symbol, source_bar_length, frame["time"][at_edges])
+
+
+def _write_buckets(
+    symbol: str,
+    source_bar_length: str,
+    length: str,
+    bars: pd.DataFrame,
+    starts: np.ndarray,
+    size: int,
+) -> None:
+    """Replace the level's buckets from the first to the last of `starts` (epoch
+    microseconds, sorted) with the OHLCV aggregates of `bars`."""
+    if not len(starts):
+        return
+    first = np.flatnonzero(np.r_[True, starts[1:] != starts[:-1]])
+    last = np.r_[first[1:] - 1, len(starts) - 1]
+    values = {name: bars[name].to_numpy(dtype="float64") for name in _VALUES}
+    times = pd.to_datetime(starts[first], unit="us", utc=True)
+    low, high = (pd.Timestamp(t, unit="us", tz="UTC") for t in (starts[0], starts[-1] + size))
+    StockRollup.objects.filter(
+        symbol=symbol,
+        source_bar_length=source_bar_length,
+        bar_length=length,
+        time__gte=low,
+        time__lt=high,
+    ).delete()
+    rows = zip(
+        [symbol] * len(first),
+        [source_bar_length] * len(first),
+        [length] * len(first),
+        [sql.time_param(time) for time in times.to_pydatetime()],
+        values["open"][first].tolist(),
+        np.maximum.reduceat(values["high"], first).tolist(),
+        np.minimum.reduceat(values["low"], first).tolist(),
+        values["close"][last].tolist(),
+        np.add.reduceat(values["volume"], first).tolist(),
+        (last - first + 1).tolist(),
+        [False] * len(first),
+        strict=True,
+    )
+    # One prepared statement for every bucket: bulk_create's per-field preparation cost
+    # more than the aggregation itself.
+    placeholders = ", ".join(["%s"] * len(ROLLUP_COLUMNS))
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql.insert(StockRollup._meta.db_table, ROLLUP_COLUMNS, f"VALUES ({placeholders})"),
+            list(rows),
+        )
+
+
+_VALUES = ("open", "high", "low", "close", "volume")
 
 
 def ensure_rollups(symbol: str, source_bar_length: str) -> None:
@@ -211,11 +301,15 @@ def _refresh(cursor, level: _Level, start: int | None = None, end: int | None = 
 
 
 def _epoch_seconds(times: Iterable) -> np.ndarray:
+    return _epoch_microseconds(times) // 1_000_000
+
+
+def _epoch_microseconds(times: Iterable) -> np.ndarray:
     if not isinstance(times, pd.Series | pd.DatetimeIndex):
         times = pd.Series(list(times), dtype=object)
     values = pd.DatetimeIndex(pd.to_datetime(times, utc=True, format="mixed"))
     return (
-        values.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[s]").astype("int64")
+        values.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[us]").astype("int64")
     )
 
 
