@@ -156,28 +156,40 @@ def _write_buckets(
         time__gte=low,
         time__lt=high,
     ).delete()
-    rows = zip(
-        [symbol] * len(first),
-        [source_bar_length] * len(first),
-        [length] * len(first),
-        [sql.time_param(time) for time in times.to_pydatetime()],
-        values["open"][first].tolist(),
-        np.maximum.reduceat(values["high"], first).tolist(),
-        np.minimum.reduceat(values["low"], first).tolist(),
-        values["close"][last].tolist(),
-        np.add.reduceat(values["volume"], first).tolist(),
-        (last - first + 1).tolist(),
-        [False] * len(first),
-        strict=True,
-    )
-    # One prepared statement for every bucket: bulk_create's per-field preparation cost
-    # more than the aggregation itself.
-    placeholders = ", ".join(["%s"] * len(ROLLUP_COLUMNS))
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            sql.insert(StockRollup._meta.db_table, ROLLUP_COLUMNS, f"VALUES ({placeholders})"),
-            list(rows),
+    rows = list(
+        zip(
+            [symbol] * len(first),
+            [source_bar_length] * len(first),
+            [length] * len(first),
+            [sql.time_param(time) for time in times.to_pydatetime()],
+            values["open"][first].tolist(),
+            np.maximum.reduceat(values["high"], first).tolist(),
+            np.minimum.reduceat(values["low"], first).tolist(),
+            values["close"][last].tolist(),
+            np.add.reduceat(values["volume"], first).tolist(),
+            (last - first + 1).tolist(),
+            [False] * len(first),
+            strict=True,
         )
+    )
+    _insert_rows(rows)
+
+
+def _insert_rows(rows: list[tuple]) -> None:
+    """Multi-row INSERTs of rollup rows, as many rows a statement as the engine takes
+    parameters: bulk_create's per-field preparation, or psycopg2's executemany (one round
+    trip a row), cost more than the aggregation itself."""
+    one_row = "(" + ", ".join(["%s"] * len(ROLLUP_COLUMNS)) + ")"
+    per_statement = min(1000, connection.ops.bulk_batch_size(ROLLUP_COLUMNS, rows))
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            batch = rows[start : start + per_statement]
+            statement = sql.insert(
+                StockRollup._meta.db_table,
+                ROLLUP_COLUMNS,
+                "VALUES " + ", ".join([one_row] * len(batch)),
+            )
+            cursor.execute(statement, [value for row in batch for value in row])
 
 
 _VALUES = ("open", "high", "low", "close", "volume")
