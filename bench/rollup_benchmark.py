@@ -51,6 +51,7 @@ def worker_import(database_url: str, csv_path: Path, rollups: str = "on") -> dic
 
     if rollups == "off":  # the import as it was before rollups, for the cost of keeping them
         bars.refresh_rollups = lambda *args, **kwargs: None
+        bars.add_rollups_of_new_bars = lambda *args, **kwargs: None  # the fast path's
         importing.ensure_rollups = lambda *args, **kwargs: None
     started = time.perf_counter()
     (result,) = importing.import_csv_files([csv_path])
