@@ -69,15 +69,22 @@ def has_rollups(symbol: str, source_bar_length: str) -> bool:
     return StockRollup.objects.filter(symbol=symbol, source_bar_length=source_bar_length).exists()
 
 
+def _levels_to_refresh(symbol: str, source_bar_length: str) -> list[str]:
+    """The series' rollup lengths, to refresh bucket by bucket; none if it has no rollups
+    at all, or had none yet, in which case its whole rollup has just been built."""
+    lengths = rollup_lengths(source_bar_length)
+    if lengths and not has_rollups(symbol, source_bar_length):
+        rebuild_series(symbol, source_bar_length)
+        return []
+    return lengths
+
+
 def refresh_rollups(symbol: str, source_bar_length: str, times: Iterable) -> None:
     """Aggregate again every rollup bucket holding one of `times` (bars just inserted,
     replaced, marked or deleted). Run it in the transaction that changed the bars, so a
     reader never sees the bars and their rollups disagree."""
-    lengths = rollup_lengths(source_bar_length)
+    lengths = _levels_to_refresh(symbol, source_bar_length)
     if not lengths:
-        return
-    if not has_rollups(symbol, source_bar_length):
-        rebuild_series(symbol, source_bar_length)
         return
     epochs = _epoch_seconds(times)
     if not len(epochs):
@@ -110,11 +117,8 @@ def add_rollups_of_new_bars(
     bars) and the bucket of a provisional bar are refreshed in SQL like any other write.
     Every level is aggregated from the batch's bars, the daily one included.
     """
-    lengths = rollup_lengths(source_bar_length)
+    lengths = _levels_to_refresh(symbol, source_bar_length)
     if not lengths:
-        return
-    if not has_rollups(symbol, source_bar_length):
-        rebuild_series(symbol, source_bar_length)
         return
     frame = bars.sort_values("time")
     micros = _epoch_microseconds(frame["time"])
