@@ -43,6 +43,7 @@ from bench.import_benchmark import (  # noqa: E402
     fresh_database,
     generate_minute_csv,
     run_worker,
+    worker_or_benchmark,
 )
 
 NAME = "audit"
@@ -250,12 +251,7 @@ WORKERS: dict[str, Callable[..., dict]] = {"audit": worker_audit, "loaded": work
 
 
 def run_own_worker(kind: str, database_url: str, *extra: str) -> dict:
-    """One of this file's workers in a fresh process (Django binds one database per process)."""
-    command = [sys.executable, __file__, "--worker", kind, "--database-url", database_url, *extra]
-    result = subprocess.run(command, stdout=subprocess.PIPE, cwd=ROOT, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"{kind} worker failed with status {result.returncode}")
-    return json.loads(result.stdout.decode().strip().splitlines()[-1])
+    return run_worker(kind, database_url, *extra, script=__file__)
 
 
 def database_url(engine: str) -> str:
@@ -312,20 +308,7 @@ def report(engine: str, f: dict) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--engines", default="sqlite,postgresql")
-    parser.add_argument("--reuse", action="store_true", help="keep the databases of a last run")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--worker", choices=sorted(WORKERS))
-    parser.add_argument("--database-url")
-    parser.add_argument("extra", nargs="*")
-    options = parser.parse_args()
-    if options.worker:
-        print(json.dumps(WORKERS[options.worker](options.database_url, *options.extra)))
-        return
-    started = time.perf_counter()
+def run(options: argparse.Namespace) -> None:
     os.makedirs(OUT, exist_ok=True)
     results = {}
     for engine in options.engines.split(","):
@@ -333,7 +316,15 @@ def main() -> None:
         results[engine] = run_own_worker("audit", url, str(options.rows), str(options.repeats))
         report(engine, results[engine])
     (OUT / f"audit_{options.rows}.json").write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nbenchmark took {time.perf_counter() - started:.0f} s; figures in bench/out/")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reuse", action="store_true", help="keep the databases of a last run")
+    parser.add_argument("--repeats", type=int, default=3)
+
+
+def main() -> None:
+    worker_or_benchmark(__doc__.split("\n\n")[0], WORKERS, run, add_arguments)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 For each engine (SQLite in a temporary file, PostgreSQL in a scratch database on
 127.0.0.1:5432) it times, on freshly migrated databases:
   (a) import_stocks' service on a generated Gemini-layout minute CSV, in its own process so
-      its peak memory (ru_maxrss) is its own;
+      its peak memory (ru_maxrss) is its own, split at its first insert into reading and
+      judging the file, and storing it;
   (b) the baseline: the same parsed rows inserted with the engine's fastest path
       (sqlite3 executemany in one transaction; PostgreSQL COPY into the table); on SQLite
       also (b') with the constant columns written once into the statement;
@@ -90,23 +91,24 @@ def _setup_django(database_url: str) -> None:
     django.setup()
 
 
-def worker_import(database_url: str, csv_path: Path) -> dict:
+def worker_import(database_url: str, csv_path: str) -> dict:
     _setup_django(database_url)
-    from predictor.services.importing import import_csv_files
+    import predictor.services.importing as importing
 
     store_started: list[float] = []
+    insert_bars = importing.insert_bars
 
-    def on_progress(path: Path, phase: str, rows: int) -> None:
-        if phase == "store" and not store_started:  # the first chunk is stored: reading ended
+    def timed_insert_bars(*args, **kwargs):  # notes when reading and judging gave way to storing
+        if not store_started:
             store_started.append(time.perf_counter())
+        return insert_bars(*args, **kwargs)
 
+    importing.insert_bars = timed_insert_bars
     started = time.perf_counter()
-    (result,) = import_csv_files([csv_path], chunk_rows=100_000, on_progress=on_progress)
+    (result,) = importing.import_csv_files([Path(csv_path)], chunk_rows=100_000)
     seconds = time.perf_counter() - started
     if result.error:
         raise SystemExit(result.error)
-    # The read phase ends where the first chunk's store ends; that chunk's own store time
-    # (1/20 of the whole) is counted as reading, which favours the store-phase figure little.
     read_seconds = (store_started[0] - started) if store_started else seconds
     return {
         "seconds": seconds,
@@ -116,7 +118,7 @@ def worker_import(database_url: str, csv_path: Path) -> dict:
     }
 
 
-def worker_baseline(database_url: str, csv_path: Path, constants: str = "bound") -> dict:
+def worker_baseline(database_url: str, csv_path: str, constants: str = "bound") -> dict:
     """Parse with the project's reader (untimed), then time only the raw insert.
 
     `constants="literal"` (SQLite only) writes symbol, bar length, exchange and source into
@@ -128,7 +130,7 @@ def worker_baseline(database_url: str, csv_path: Path, constants: str = "bound")
     from predictor.services.bars import sqlite_datetime_text
     from utils.bar_files import read_bar_file
 
-    bars = read_bar_file(csv_path).bars
+    bars = read_bar_file(Path(csv_path)).bars
     columns = '"symbol", "bar_length", "time", "open", "high", "low", "close", "volume", '
     columns += '"exchange", "source"'
     connection.ensure_connection()
@@ -139,13 +141,13 @@ def worker_baseline(database_url: str, csv_path: Path, constants: str = "bound")
         rows = [
             ("BTCUSD", "1m", t, *v, "Gemini", "bench") for t, *v in zip(times, *values, strict=True)
         ]
-        values = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+        placeholders = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
         if constants == "literal":
             rows = [row[2:8] for row in rows]
-            values = "'BTCUSD', '1m', ?, ?, ?, ?, ?, ?, 'Gemini', 'bench'"
+            placeholders = "'BTCUSD', '1m', ?, ?, ?, ?, ?, ?, 'Gemini', 'bench'"
         started = time.perf_counter()
         raw.execute("BEGIN")
-        raw.executemany(f"INSERT INTO predictor_stock ({columns}) VALUES ({values})", rows)
+        raw.executemany(f"INSERT INTO predictor_stock ({columns}) VALUES ({placeholders})", rows)
         raw.execute("COMMIT")
     else:
         buffer = full_rows_copy_buffer(bars)
@@ -231,9 +233,10 @@ def peak_memory_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_worker(kind: str, database_url: str, *extra: str) -> dict:
-    """Run a worker in a fresh process; it reports its own figures and peak memory."""
-    command = [sys.executable, __file__, "--worker", kind, "--database-url", database_url, *extra]
+def run_worker(kind: str, database_url: str, *extra: str, script: str = __file__) -> dict:
+    """Run one of `script`'s workers in a fresh process (Django binds one database per
+    process); it reports its own figures and peak memory."""
+    command = [sys.executable, script, "--worker", kind, "--database-url", database_url, *extra]
     result = subprocess.run(command, stdout=subprocess.PIPE, cwd=ROOT, check=False)
     if result.returncode != 0:
         raise SystemExit(f"{kind} worker failed with status {result.returncode}")
@@ -335,23 +338,37 @@ def report(f: dict) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def worker_or_benchmark(
+    description: str,
+    workers: dict[str, Callable[..., dict]],
+    run: Callable[[argparse.Namespace], None],
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """The main() of the benchmarks here: with --worker, run that worker on its database and
+    print its figures as the last line (run_worker reads them); otherwise the benchmark."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--engines", default="sqlite,postgresql")
-    parser.add_argument("--worker", choices=sorted(WORKERS))
+    parser.add_argument("--worker", choices=sorted(workers))
     parser.add_argument("--database-url")
-    parser.add_argument("csv", nargs="?")
     parser.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
+    if add_arguments:
+        add_arguments(parser)
     options = parser.parse_args()
     if options.worker:
-        arguments = [options.database_url] + ([Path(options.csv)] if options.csv else [])
-        arguments += options.extra
-        figures = WORKERS[options.worker](*arguments)
-        print(json.dumps(figures | {"peak_rss_mib": peak_memory_mib()}))
+        figures = workers[options.worker](options.database_url, *options.extra)
+        print(json.dumps(figures | {"peak_rss_mib": peak_memory_mib()}, default=str))
         return
-
     started = time.perf_counter()
+    run(options)
+    print(f"\nbenchmark took {time.perf_counter() - started:.0f} s; figures in bench/out/")
+
+
+def on_each_engine(
+    options: argparse.Namespace, bench_engine: Callable[[str, Path, Path], dict], name: str
+) -> None:
+    """Run `bench_engine` on the generated minute CSV for each engine named, in a scratch
+    folder, and keep the figures in bench/out/<name>_<rows>.json."""
     csv_path = generate_minute_csv(options.rows, OUT / f"gemini_BTCUSD_{options.rows}_1min.csv")
     print(f"CSV: {csv_path} ({csv_path.stat().st_size / 2**20:.0f} MiB)", flush=True)
     with tempfile.TemporaryDirectory(prefix="cryptooracle-bench-") as workdir:
@@ -359,8 +376,15 @@ def main() -> None:
             bench_engine(engine, csv_path, Path(workdir)) for engine in options.engines.split(",")
         ]
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"import_{options.rows}.json").write_text(json.dumps(results, indent=2))
-    print(f"\nbenchmark took {time.perf_counter() - started:.0f} s; figures in bench/out/")
+    (OUT / f"{name}_{options.rows}.json").write_text(json.dumps(results, indent=2))
+
+
+def main() -> None:
+    worker_or_benchmark(
+        __doc__.split("\n\n")[0],
+        WORKERS,
+        lambda options: on_each_engine(options, bench_engine, "import"),
+    )
 
 
 if __name__ == "__main__":

@@ -20,11 +20,7 @@ Figures are ratios measured in the same run, since the machine is shared.
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,19 +28,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import import_benchmark  # noqa: E402
 from bench.import_benchmark import (  # noqa: E402
-    OUT,
     _setup_django,
     fresh_database,
-    generate_minute_csv,
-    peak_memory_mib,
+    on_each_engine,
     worker_baseline,
+    worker_or_benchmark,
 )
 
 HOURLY_SYMBOL = "BTCUSDH"  # the same hours, stored as 1h bars
 
 
-def worker_import(database_url: str, csv_path: Path, rollups: str = "on") -> dict:
+def worker_import(database_url: str, csv_path: str, rollups: str = "on") -> dict:
     _setup_django(database_url)
     import predictor.services.bars as bars
     import predictor.services.importing as importing
@@ -54,7 +50,7 @@ def worker_import(database_url: str, csv_path: Path, rollups: str = "on") -> dic
         bars.add_rollups_of_new_bars = lambda *args, **kwargs: None  # the fast path's
         importing.ensure_rollups = lambda *args, **kwargs: None
     started = time.perf_counter()
-    (result,) = importing.import_csv_files([csv_path])
+    (result,) = importing.import_csv_files([Path(csv_path)])
     seconds = time.perf_counter() - started
     if result.error:
         raise SystemExit(result.error)
@@ -111,11 +107,7 @@ WORKERS: dict[str, Callable[..., dict]] = {
 
 
 def run_worker(kind: str, database_url: str, *extra: str) -> dict:
-    command = [sys.executable, __file__, "--worker", kind, "--database-url", database_url, *extra]
-    result = subprocess.run(command, stdout=subprocess.PIPE, cwd=ROOT, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"{kind} worker failed with status {result.returncode}")
-    return json.loads(result.stdout.decode().strip().splitlines()[-1])
+    return import_benchmark.run_worker(kind, database_url, *extra, script=__file__)
 
 
 def bench_engine(engine: str, csv_path: Path, workdir: Path) -> dict:
@@ -163,31 +155,11 @@ def report(f: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--engines", default="sqlite,postgresql")
-    parser.add_argument("--worker", choices=sorted(WORKERS))
-    parser.add_argument("--database-url")
-    parser.add_argument("extra", nargs="*")
-    options = parser.parse_args()
-    if options.worker:
-        arguments = [options.database_url]
-        if options.extra:
-            arguments += [Path(options.extra[0]), *options.extra[1:]]
-        figures = WORKERS[options.worker](*arguments)
-        print(json.dumps(figures | {"peak_rss_mib": peak_memory_mib()}))
-        return
-
-    started = time.perf_counter()
-    csv_path = generate_minute_csv(options.rows, OUT / f"gemini_BTCUSD_{options.rows}_1min.csv")
-    print(f"CSV: {csv_path} ({csv_path.stat().st_size / 2**20:.0f} MiB)", flush=True)
-    with tempfile.TemporaryDirectory(prefix="cryptooracle-bench-") as workdir:
-        results = [
-            bench_engine(engine, csv_path, Path(workdir)) for engine in options.engines.split(",")
-        ]
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"rollups_{options.rows}.json").write_text(json.dumps(results, indent=2))
-    print(f"\nbenchmark took {time.perf_counter() - started:.0f} s; figures in bench/out/")
+    worker_or_benchmark(
+        __doc__.split("\n\n")[0],
+        WORKERS,
+        lambda options: on_each_engine(options, bench_engine, "rollups"),
+    )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.import_benchmark import OUT, POSTGRES_SERVER  # noqa: E402
+from tests.workers import celery_worker_command  # noqa: E402
 
 DATABASE = "crypto_bench_sweep"
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -64,24 +65,11 @@ def fresh_database() -> str:
 def start_worker(concurrency: int, log: Path) -> subprocess.Popen:
     """A fresh worker process (and its pool) on the benchmark's queue; waits until ready."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "cryptooracle",
-            "worker",
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            "INFO",
-            "--hostname",
-            f"bench-{concurrency}-{uuid.uuid4().hex[:6]}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--queues",
-            os.environ["CELERY_QUEUE"],
-        ],
+        celery_worker_command(
+            concurrency=concurrency,
+            hostname=f"bench-{concurrency}-{uuid.uuid4().hex[:6]}@%h",
+            queue=os.environ["CELERY_QUEUE"],
+        ),
         cwd=ROOT,
         env=os.environ.copy(),
         stdout=log.open("w"),

@@ -35,6 +35,16 @@ def test_database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{database['NAME']}"
 
 
+def celery_worker_command(*, concurrency: int, hostname: str, queue: str) -> list[str]:
+    """A `celery worker` on one queue, quiet towards other workers (no gossip or mingle, so
+    it starts in about a second): the tests' workers and bench/sweep_benchmark.py's."""
+    return [
+        *(sys.executable, "-m", "celery", "-A", "cryptooracle", "worker"),
+        *("--concurrency", str(concurrency), "--loglevel", "INFO", "--hostname", hostname),
+        *("--without-gossip", "--without-mingle", "--queues", queue),
+    ]
+
+
 class Workers:
     """Starts worker processes for one test and stops (or kills) them at its end."""
 
@@ -65,24 +75,9 @@ class Workers:
         name = name or f"w{len(self.processes) + 1}"
         log = self.tmp_path / f"worker-{name}.log"
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "cryptooracle",
-                "worker",
-                "--concurrency",
-                str(concurrency),
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"{name}-{self.queue}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--queues",
-                self.queue,
-            ],
+            celery_worker_command(
+                concurrency=concurrency, hostname=f"{name}-{self.queue}@%h", queue=self.queue
+            ),
             cwd=cwd or REPO_DIR,
             env=self.environment(PYTHONPATH=str(REPO_DIR), **extra),
             stdout=log.open("w"),
