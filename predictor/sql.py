@@ -150,6 +150,15 @@ def insert_ignoring_conflicts(
     return f"INSERT OR IGNORE INTO {quote(table)} ({names}) {rows}"
 
 
+def series_write_lock() -> str | None:
+    """A statement taking a lock named by its one parameter until the transaction ends,
+    where writers of one series must queue on more than the unique index; None on SQLite,
+    whose IMMEDIATE transactions already let one writer at a time in."""
+    if is_postgresql():
+        return "SELECT pg_advisory_xact_lock(hashtext(%s))"
+    return None
+
+
 def postgresql_staging_table(name: str) -> str:
     """A session-local table that a binary COPY fills before INSERT ... SELECT moves its rows
     on; PostgreSQL only."""

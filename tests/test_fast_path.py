@@ -5,12 +5,17 @@ Run on both engines (the PostgreSQL job runs every django_db test again)."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pandas as pd
 import pytest
+from django.db import connections
 
 import predictor.services.bars as bars_service
 from predictor.models import Stock, StockRollup
-from predictor.services.bars import SeriesKey, insert_bars
+from predictor.services.bars import SeriesKey, SeriesKeyError, insert_bars
+from tests.coinapi_server import make_series
 from tests.test_rollups import BARS, assert_rollups_match, minute_bars
 
 pytestmark = pytest.mark.django_db
@@ -100,3 +105,71 @@ def test_the_newest_bar_of_a_fast_batch_is_provisional_and_so_is_its_bucket(path
     ]
     assert StockRollup.objects.filter(provisional=True).count() == 2  # its hour and its day
     assert_rollups_match()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_writer_waits_until_a_fast_batch_commits(monkeypatch):
+    """Another writer's bar at a time the batch lacks (BARS miss an hour) raises no unique
+    violation; were it stored between the emptiness check and the commit, the rollups the
+    fast path aggregates from its batch would leave it out. The series' write lock makes
+    the other writer wait (PostgreSQL's advisory lock; SQLite's IMMEDIATE transaction)."""
+    insert_bars(KEY, BARS.iloc[:1])
+    insert_bars(KEY, BARS.iloc[2000:2001])
+    other = BARS.iloc[[0]].copy()
+    other["time"] = pd.Timestamp("2021-01-01 10:30", tz="UTC")  # inside the missing hour
+    writers: list[threading.Thread] = []
+
+    def other_writer() -> None:
+        try:
+            insert_bars(SeriesKey("BTCUSD", "1m", "Gemini", "other writer"), other)
+        finally:
+            connections.close_all()
+
+    real_check = bars_service._range_is_empty
+
+    def check_then_let_the_other_writer_in(key, times):
+        empty = real_check(key, times)
+        if not writers:
+            writers.append(threading.Thread(target=other_writer))
+            writers[0].start()
+            time.sleep(0.5)  # time enough for it to commit, were it not kept waiting
+        return empty
+
+    monkeypatch.setattr(bars_service, "_range_is_empty", check_then_let_the_other_writer_in)
+    insert_bars(KEY, BARS.iloc[1:2000])
+    writers[0].join(30)
+    assert not writers[0].is_alive()
+    assert Stock.objects.filter(source="other writer").count() == 1
+    assert_rollups_match()
+
+
+def test_an_hourly_series_goes_fast_with_its_daily_rollup(paths_taken):
+    hourly = make_series("2021-01-01", 24 * 9)
+    key = SeriesKey("BTCUSD", "1h", "Gemini", "test")
+    insert_bars(key, hourly.iloc[:5])
+    insert_bars(key, hourly.iloc[5:])
+    assert paths_taken == [True, True]
+    assert StockRollup.objects.filter(bar_length="1d").count() == 9
+    assert_rollups_match(bar_length="1h")
+
+
+def test_a_name_with_a_nul_character_is_refused_and_nothing_is_stored():
+    for key in (
+        SeriesKey("BTCUSD\x00X", "1m", "Gemini", "test"),
+        SeriesKey("BTCUSD", "1m", "Gem\x00ini", "test"),
+        SeriesKey("BTCUSD", "1m", "Gemini", "csv:a\x00.csv"),
+    ):
+        with pytest.raises(SeriesKeyError, match="NUL character"):
+            insert_bars(key, BARS.iloc[:5])
+    assert not Stock.objects.exists()
+
+
+def test_the_same_instant_is_the_same_stored_time_whatever_else_the_batch_holds():
+    """A batch with one time off the whole second used to write every time of the batch
+    with microseconds on SQLite, and the unique index then took 00:00:00.000000 and
+    00:00:00 for two bars."""
+    first = BARS.iloc[:10].copy()
+    first.loc[first.index[-1], "time"] += pd.Timedelta(milliseconds=500)
+    insert_bars(KEY, first)
+    assert insert_bars(KEY, BARS.iloc[:9]).inserted == 0
+    assert Stock.objects.count() == 10

@@ -24,6 +24,7 @@ from predictor.services.bars import SeriesKey, insert_bars
 from predictor.services.importing import import_csv_file
 from predictor.services.rollups import rollup_lengths
 from tests.coinapi_server import CoinApiServer, make_series, still_forming
+from utils.timeframes import timeframe_seconds
 
 pytestmark = pytest.mark.django_db
 
@@ -85,13 +86,15 @@ def assert_rollups_match(symbol: str = "BTCUSD", bar_length: str = "1m") -> None
     rows = stored_rows(symbol, bar_length)
     lengths = rollup_lengths(bar_length)
     assert lengths, "the series must have rollups for this test to mean anything"
-    for length, seconds in zip(lengths, (3600, 86400), strict=False):
+    for length in lengths:
+        seconds = timeframe_seconds(length)
         assert_same(rollup_rows(symbol, bar_length, length), aggregate(rows, seconds))
         assert_same(get_bars(symbol, length), aggregate(rows, seconds))
-    assert_same(get_bars(symbol, "4h"), aggregate(rows, 4 * 3600))
     start, end = rows["time"].iloc[7] + pd.Timedelta(seconds=1), rows["time"].iloc[-5]
     inside = rows[(rows["time"] >= start) & (rows["time"] < end)]
-    assert_same(get_bars(symbol, "H", start, end), aggregate(inside, 3600))
+    if "1h" in lengths:
+        assert_same(get_bars(symbol, "4h"), aggregate(rows, 4 * 3600))
+        assert_same(get_bars(symbol, "H", start, end), aggregate(inside, 3600))
     assert_same(get_bars(symbol, "D", start, end), aggregate(inside, 86400))
 
 

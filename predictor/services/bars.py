@@ -36,7 +36,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -71,8 +70,16 @@ class SeriesKey:
     source: str = ""
 
     def check(self) -> None:
-        """Refuse names longer than their columns: SQLite would store them whole and
-        PostgreSQL raise a DataError half-way through an import."""
+        """Refuse names longer than their columns (SQLite would store them whole and
+        PostgreSQL raise a DataError half-way through an import) and names holding a NUL
+        character (PostgreSQL cannot store it; SQLite would cut the name there, so bars
+        could land in another series)."""
+        for name in ("symbol", "bar_length", "exchange", "source"):
+            if "\x00" in getattr(self, name):
+                raise SeriesKeyError(
+                    f"the {name.replace('_', ' ')} {getattr(self, name)[:40]!r} holds a NUL "
+                    "character, which the bar store cannot hold: remove it"
+                )
         for name in ("symbol", "bar_length", "exchange"):
             value = getattr(self, name)
             limit = column_width(name)
@@ -102,6 +109,7 @@ def insert_bars(
         return InsertResult(0, 0)
     key.check()
     with transaction.atomic():
+        _lock_series(key)
         fast = _insert_into_empty_range(key, bars)
         if fast is None:
             confirmed, changed = _replace_provisional(key, bars)
@@ -124,6 +132,17 @@ def insert_bars(
         if inserted or confirmed or marked:
             caching.bump()
     return InsertResult(inserted, changed)
+
+
+def _lock_series(key: SeriesKey) -> None:
+    """Hold the series' write lock until the transaction ends: the fast path's rollups are
+    aggregated from the batch alone, so no other writer may add a bar to its range (at a
+    time the batch lacks, which no unique violation would reveal) between the emptiness
+    check and the commit. SQLite's IMMEDIATE transactions already hold the database's."""
+    statement = sql.series_write_lock()
+    if statement:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [f"bars:{key.symbol}:{key.bar_length}"])
 
 
 def _range_is_empty(key: SeriesKey, times: pd.Series) -> bool:
@@ -247,14 +266,23 @@ def refresh_planner_statistics() -> None:
 
 
 def sqlite_datetime_text(times: pd.Series) -> np.ndarray:
-    """UTC times as Django's SQLite backend stores them: 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
+    """UTC times as Django's SQLite backend stores them: 'YYYY-MM-DD HH:MM:SS', with
+    '.ffffff' only on a time that has a fraction of a second (as str(datetime) writes it);
+    the same instant must always be the same text, or the unique index would not see it.
 
     Formatting millions of datetimes one by one takes seconds; numpy does it in one pass.
     """
     values = times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
     whole = values.astype("datetime64[s]")
-    unit: Literal["us", "s"] = "us" if (values != whole).any() else "s"
-    text = np.datetime_as_string(values if unit == "us" else whole, unit=unit)
+    text = _iso_with_space(np.datetime_as_string(whole, unit="s"))
+    fractional = values != whole
+    if fractional.any():
+        text = text.astype(object)
+        text[fractional] = _iso_with_space(np.datetime_as_string(values[fractional], unit="us"))
+    return text
+
+
+def _iso_with_space(text: np.ndarray) -> np.ndarray:
     chars = text.astype(f"U{text.dtype.itemsize // 4}").view("U1").reshape(len(text), -1)
     chars[:, 10] = " "  # ISO 'T' separator -> Django's space
     return chars.view(text.dtype).ravel()

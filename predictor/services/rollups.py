@@ -176,10 +176,11 @@ def _write_buckets(
             strict=True,
         )
     )
-    _insert_rows(rows)
+    if rows:
+        _insert_rollup_rows(rows)
 
 
-def _insert_rows(rows: list[tuple]) -> None:
+def _insert_rollup_rows(rows: list[tuple]) -> None:
     """Multi-row INSERTs of rollup rows, as many rows a statement as the engine takes
     parameters: bulk_create's per-field preparation, or psycopg2's executemany (one round
     trip a row), cost more than the aggregation itself."""
