@@ -92,6 +92,12 @@ def response_key(request: HttpRequest, version: str) -> str:
     return f"response:{version}:{hashlib.sha256(raw.encode()).hexdigest()}"
 
 
+def _storable(response: HttpResponse) -> bool:
+    """Only 200s, and never a response marked no-store (a page following running jobs)."""
+    no_store = "no-store" in response.get("Cache-Control", "")
+    return response.status_code in CACHED_STATUSES and not response.streaming and not no_store
+
+
 def cached_response(
     *, anonymous_only: bool = False
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
@@ -116,7 +122,7 @@ def cached_response(
                 response["X-Cache"] = "hit"
                 return response
             response = view(request, *args, **kwargs)
-            if response.status_code in CACHED_STATUSES and not response.streaming:
+            if _storable(response):
                 stored = (response.status_code, response["Content-Type"], response.content)
                 _responses().set(key, stored, timeout=settings.CACHE_RESPONSE_SECONDS)
             response["X-Cache"] = "miss"

@@ -16,6 +16,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.utils.cache import add_never_cache_headers
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
@@ -294,7 +295,12 @@ def _page(request: HttpRequest, build, template: str, extra: dict | None = None)
         return render(request, "predictor/not_found.html", {"message": str(error)}, status=404)
     context |= extra or {}
     context["payload"] = mark_safe(_payload(context).translate(_SCRIPT_ESCAPES))
-    return render(request, template, context, status=status)
+    response = render(request, template, context, status=status)
+    if context.get("pending"):
+        # A page following running jobs reloads itself for their progress, which changes
+        # no shown data (so no data version): it must never come from a cache.
+        add_never_cache_headers(response)
+    return response
 
 
 def _data(request: HttpRequest, build, fragment: str) -> HttpResponse:

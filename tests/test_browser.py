@@ -491,3 +491,44 @@ def test_no_page_scrolls_sideways(page, live_server, bars):
     shoot(page, "compare-picker-refused")
     # The refused pages are answered 400/404 on purpose: the browser logs those alone.
     assert all("status of 40" in error for error in page.console_errors), page.console_errors
+
+
+def test_empty_pages_say_why_and_follow_the_first_run_demo(page, live_server, bars):
+    """Before anything is trained the session pages say what will fill them: with the
+    demo queued, its progress (and they reload themselves); without, the command to run."""
+    from predictor.models import Job
+    from predictor.services.jobs import start_parent
+
+    for path, text in (
+        ("/forecast/", "No production sessions yet"),
+        ("/evaluation/", "No evaluation sessions yet"),
+        ("/compare/", "No finished sessions or backtests yet"),
+    ):
+        assert page.goto(f"{live_server.url}{path}").status == 200
+        assert text in page.inner_text("main"), path
+        assert page.query_selector("[data-pending]") is None
+        no_overflow(page)
+    demo = start_parent(Job.Kind.SWEEP, {"demo": True}, label="first-run demo: 4 sessions")
+    Job.objects.filter(pk=demo.pk).update(progress={"done": 2, "total": 5})
+    for path in ("/forecast/", "/evaluation/"):
+        assert page.goto(f"{live_server.url}{path}").status == 200
+        pending = page.inner_text("[data-pending]")
+        assert "1 job queued or running" in pending and "(2 of 5 parts done)" in pending
+        assert page.get_attribute("meta[http-equiv=refresh]", "content") == "10"
+        no_overflow(page)
+    shoot(page, "evaluation-demo-pending")
+    assert "./manage.py jobs" in pending and "once signed in" in pending
+    # A signed-in visitor follows the link to the demo's job.
+    from django.contrib.auth.models import User
+
+    User.objects.create_user("viewer", password="a-long-viewer-password")
+    page.goto(f"{live_server.url}/accounts/login/?next=/evaluation/")
+    page.fill("#id_username", "viewer")
+    page.fill("#id_password", "a-long-viewer-password")
+    page.click("[type=submit]")
+    page.wait_for_url(f"{live_server.url}/evaluation/")
+    page.click("[data-pending] a:has-text('Jobs')")
+    page.wait_for_url(f"{live_server.url}/jobs/")
+    assert "first-run demo" in page.inner_text("main")
+    no_overflow(page)
+    assert page.console_errors == []

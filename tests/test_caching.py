@@ -173,3 +173,18 @@ def test_a_write_in_another_process_reaches_this_one(client, cached, tmp_path):
     assert caching.data_version() != version
     after = client.get(reverse("predictor:index_data"), WEEK)
     assert after["X-Cache"] == "miss" and close_points(after) == 3 * 24
+
+
+def test_a_page_following_running_jobs_is_never_cached(client, cached):
+    """Job progress changes no shown data (no new version), so the empty pages that show it
+    must not be stored: a cancelled demo would otherwise read 'queued' until the entry
+    expired."""
+    demo = jobs.start_parent("sweep", {"demo": True}, label="first-run demo: 4 sessions")
+    for url in ("/forecast/", "/evaluation/"):
+        first, second = client.get(url), client.get(url)
+        assert (first["X-Cache"], second["X-Cache"]) == ("miss", "miss"), url
+        assert "no-store" in second["Cache-Control"]
+    demo.delete()
+    for url in ("/forecast/", "/evaluation/"):
+        client.get(url)
+        assert client.get(url)["X-Cache"] == "hit", url
