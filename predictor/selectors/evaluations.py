@@ -15,6 +15,33 @@ from django.db.models import F
 from predictor.models import Backtest, Evaluation, TrainingSession
 from utils.strategy import holm_adjusted
 
+DEFAULT_FEE_BPS = 0.0
+DEFAULT_SPREAD_BPS = 0.0
+DEFAULT_ALPHA = 0.05
+
+
+def cost_settings(
+    session: TrainingSession,
+    fee_bps: float | None,
+    spread_bps: float | None,
+    alpha: float | None,
+) -> tuple[float, float, float]:
+    """(fee, spread, alpha) with each one not given taken from the session's stored
+    evaluation, else the default: a re-evaluation or the live record keeps the costs a user
+    set with `evaluate` instead of quietly scoring with none."""
+    evaluation = None
+    if None in (fee_bps, spread_bps, alpha):
+        stored = Evaluation.objects.filter(session=session).only("fee_bps", "spread_bps", "alpha")
+        evaluation = stored.first()
+    if fee_bps is None:
+        fee_bps = evaluation.fee_bps if evaluation else DEFAULT_FEE_BPS
+    if spread_bps is None:
+        spread_bps = evaluation.spread_bps if evaluation else DEFAULT_SPREAD_BPS
+    if alpha is None:
+        alpha = evaluation.alpha if evaluation else DEFAULT_ALPHA
+    return fee_bps, spread_bps, alpha
+
+
 # The sentence shown under every leaderboard (page and command).
 HOLM_NOTE = (
     "All figures are the test part's (out-of-sample); training-part figures are in-sample "

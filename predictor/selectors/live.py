@@ -30,14 +30,11 @@ from django.db.models import (
     Value,
 )
 
-from predictor.models import Evaluation, Stock, StockPrediction, TrainingSession
+from predictor.models import Stock, StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, source_bar_length
+from predictor.selectors.evaluations import cost_settings
 from predictor.services.evaluation import PartData, evaluate_part
 from utils.timeframes import interval_seconds
-
-DEFAULT_FEE_BPS = 0.0
-DEFAULT_SPREAD_BPS = 0.0
-DEFAULT_ALPHA = 0.05
 
 
 def live_predictions(session: TrainingSession):
@@ -69,7 +66,7 @@ def live_record(
     """
     if session.kind != TrainingSession.Kind.PRODUCTION:
         return None
-    fee_bps, spread_bps, alpha = _settings(session, fee_bps, spread_bps, alpha)
+    fee_bps, spread_bps, alpha = cost_settings(session, fee_bps, spread_bps, alpha)
     rows = live_predictions(session)
     arrived = Q(actual_close__isnull=False)
     counts = rows.aggregate(
@@ -119,20 +116,6 @@ def live_record(
         "scale": scale,
         "result": result,
     }
-
-
-def _settings(
-    session: TrainingSession, fee_bps: float | None, spread_bps: float | None, alpha: float | None
-) -> tuple[float, float, float]:
-    stored = Evaluation.objects.filter(session=session).only("fee_bps", "spread_bps", "alpha")
-    evaluation = stored.first() if None in (fee_bps, spread_bps, alpha) else None
-    if fee_bps is None:
-        fee_bps = evaluation.fee_bps if evaluation else DEFAULT_FEE_BPS
-    if spread_bps is None:
-        spread_bps = evaluation.spread_bps if evaluation else DEFAULT_SPREAD_BPS
-    if alpha is None:
-        alpha = evaluation.alpha if evaluation else DEFAULT_ALPHA
-    return fee_bps, spread_bps, alpha
 
 
 def _scored_part(

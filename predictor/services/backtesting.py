@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from predictor import caching
 from predictor.models import Backtest, StockPrediction, TrainingSession
+from predictor.selectors.evaluations import DEFAULT_ALPHA
 from predictor.services.evaluation import (
-    DEFAULT_ALPHA,
     EvaluationError,
     check_settings,
     evaluate,

@@ -18,6 +18,7 @@ import pandas as pd
 
 from predictor.models import Evaluation, StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, get_bars
+from predictor.selectors.evaluations import cost_settings
 from predictor.services.training import TrainingInputError, get_session
 from utils import shapes, strategy
 from utils.bootstrap import block_bootstrap
@@ -26,9 +27,6 @@ from utils.features import bar_positions
 from utils.metrics import consecutive_naive_scale, naive_scale, scores
 from utils.timeframes import interval_seconds
 
-DEFAULT_FEE_BPS = 0.0
-DEFAULT_SPREAD_BPS = 0.0
-DEFAULT_ALPHA = 0.05
 EQUITY_POINTS = 2000
 # The bootstrap's seed: fixed, so an evaluation repeated on the same forecasts and costs
 # stores the same interval.
@@ -68,13 +66,7 @@ def evaluate(
         session = get_session(session_id)
     except TrainingInputError as error:
         raise EvaluationError(str(error)) from error
-    previous = Evaluation.objects.filter(session=session).first()
-    if fee_bps is None:
-        fee_bps = previous.fee_bps if previous else DEFAULT_FEE_BPS
-    if spread_bps is None:
-        spread_bps = previous.spread_bps if previous else DEFAULT_SPREAD_BPS
-    if alpha is None:
-        alpha = previous.alpha if previous else DEFAULT_ALPHA
+    fee_bps, spread_bps, alpha = cost_settings(session, fee_bps, spread_bps, alpha)
     check_settings(fee_bps, spread_bps, alpha)
     frame = forecast_frame(session)
     bar_seconds = interval_seconds(session.interval)

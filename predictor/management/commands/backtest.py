@@ -15,12 +15,12 @@ from predictor.management.commands.evaluate import fmt
 from predictor.management.commands.leaderboard import spread_text
 from predictor.management.queueing import queued_message, user_name
 from predictor.management.training_flags import add_training_flags, given_training_options
+from predictor.selectors.evaluations import DEFAULT_ALPHA
 from predictor.services.backtesting import (
     BacktestConfig,
     prepare_backtest,
     run_backtest,
 )
-from predictor.services.evaluation import DEFAULT_ALPHA
 from predictor.services.training import TrainingConfig
 from utils.walk_forward import TRAIN_WINDOWS
 

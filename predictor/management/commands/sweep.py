@@ -22,9 +22,8 @@ from predictor.management.training_flags import (
     refuse_grid_flags,
 )
 from predictor.models import Job
-from predictor.selectors.evaluations import backtest_rows, leaderboard
+from predictor.selectors.evaluations import DEFAULT_ALPHA, backtest_rows, leaderboard
 from predictor.selectors.jobs import FINISHED, parts_status, sweep_results
-from predictor.services.evaluation import DEFAULT_ALPHA
 from predictor.services.sweeps import (
     GRID_TYPES,
     check_sweep,
