@@ -639,6 +639,42 @@ def test_the_widest_dates_a_form_accepts_never_answer_500(client, july, url):
     assert response.status_code == 200, response.content[:300]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "start=1900-01-01&end=9999-12-31",
+        "start=2015-01-01&end=9999-12-31&style=candles",
+        "start=1500-01-01&end=2020-12-30",
+        "start=0001-01-01&end=9999-12-31",
+    ],
+)
+def test_the_widest_dates_over_a_long_series_draw_its_stored_bars(client, tmp_path, query):
+    """Four years of hourly bars are drawn as 1d bars or coarser, read off the daily rollup:
+    the range's edges past the years pandas can hold used to overflow there (a 500)."""
+    import_days(tmp_path, BTC_FILE, "2016-07-01", "2020-06-30")
+    for url in ("/", "/api/prices/"):
+        response = client.get(f"{url}?symbol=BTCUSD&{query}")
+        assert response.status_code == 200, (url, response.content[:300])
+    style = "&style=candles" if "candles" in query else ""
+    drawn = client.get(f"/api/prices/?symbol=BTCUSD&{query}").json()
+    stored = client.get(f"/api/prices/?symbol=BTCUSD&start=2016-07-01&end=2020-06-30{style}")
+    assert (
+        drawn["figures"]["price"]["data"][0]["x"]
+        == stored.json()["figures"]["price"]["data"][0]["x"]
+    )
+
+
+def test_a_range_with_no_bars_names_the_stored_span(july):
+    from predictor.selectors import NoBarsError, get_bars
+
+    with pytest.raises(
+        NoBarsError,
+        match="no stored BTCUSD bars from 2030-01-01 00:00 on: its "
+        "1h bars run from 2020-07-01 00:00 to 2020-07-14 23:00 UTC",
+    ):
+        get_bars("BTCUSD", "H", datetime(2030, 1, 1, tzinfo=UTC))
+
+
 # Labels and ranges ----------------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@ they serve it). Everything a view, command or notebook asks of the data."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,12 @@ from predictor.services.rollups import has_rollups, rollup_lengths
 from utils.bar_checks import BAR_COLUMNS
 from utils.resampling import resample_bars
 from utils.timeframes import interval_seconds, timeframe_seconds
+
+# The years pandas' nanosecond times can hold. A range reaching past them (a user asking
+# for 1900 to 9999) is cut to them: the frames here are indexed in nanoseconds, and no
+# stored bar lies outside them (imports refuse such times).
+EARLIEST = datetime(1678, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 1, 1, tzinfo=UTC)
 
 
 class NoBarsError(LookupError):
@@ -81,10 +87,30 @@ def source_bar_length(
             continue
         if _series(symbol, bar_length, start, end).exists():
             return bar_length
-    raise NoBarsError(
-        f"no stored {symbol} bars fine enough for interval {interval!r}"
-        + (f" between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M}" if start and end else "")
+    fitting = [
+        length
+        for length in stored_bar_lengths(symbol)
+        if timeframe_seconds(length) <= target and target % timeframe_seconds(length) == 0
+    ]
+    if not fitting:
+        raise NoBarsError(f"no stored {symbol} bars fine enough for interval {interval!r}")
+    first, last = (
+        _series(symbol, fitting[0], None, None)
+        .aggregate(first=Min("time"), last=Max("time"))
+        .values()
     )
+    raise NoBarsError(
+        f"no stored {symbol} bars {_range_words(start, end)}: its {fitting[0]} bars run from "
+        f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def _range_words(start: datetime | None, end: datetime | None) -> str:
+    if start is not None and end is not None:
+        return f"between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M}"
+    if start is not None:
+        return f"from {start:%Y-%m-%d %H:%M} on"
+    return f"before {end:%Y-%m-%d %H:%M}" if end is not None else "at all"
 
 
 def get_bars(
@@ -105,6 +131,7 @@ def get_bars(
     hourly chart of two million minute bars reads 33,000 rollup rows), else aggregates the
     stored bars; both give the same frame (see services.rollups).
     """
+    start, end = representable(start), representable(end)
     bar_length = source_bar_length(symbol, interval, start, end)
     if timeframe_seconds(bar_length) == interval_seconds(interval):
         frame = _fetch_frame(symbol, bar_length, start, end).assign(bar_count=1)
@@ -115,6 +142,15 @@ def get_bars(
         if frame is not None:
             return frame
     return _aggregate(symbol, bar_length, interval, start, end)
+
+
+def representable(moment: datetime | None) -> datetime | None:
+    """`moment` moved into EARLIEST..LATEST (a naive one taken as UTC)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return min(max(moment, EARLIEST), LATEST)
 
 
 def _aggregate(

@@ -151,7 +151,7 @@ def chart_bars(symbol: str, start: datetime, end: datetime) -> ChartBars | None:
     first, last = span
     step = timedelta(seconds=timeframe_seconds(finest))
     interval = chart_interval(first, last + step, timeframe_seconds(finest))
-    bars = get_bars(symbol, interval, start, end)
+    bars = get_bars(symbol, interval, max(start, first), min(end, last + step))
     return ChartBars(bars, interval, first, last) if not bars.empty else None
 
 
