@@ -136,7 +136,6 @@ def forecast_context(params: QueryDict) -> tuple[dict[str, Any], int]:
         return {
             "empty": "No production sessions yet.",
             "figures": {},
-            "pending": selectors_web.pending_work(),
         }, 200
     session = _chosen_session(params, TrainingSession.Kind.PRODUCTION, choices)
     default_range = selectors_web.default_forecast_range(session) or (
@@ -200,7 +199,6 @@ def evaluation_context(params: QueryDict) -> tuple[dict[str, Any], int]:
         return {
             "empty": "No evaluation sessions yet.",
             "figures": {},
-            "pending": selectors_web.pending_work(),
         }, 200
     session = _chosen_session(params, TrainingSession.Kind.EVALUATION, choices)
     form = SessionChoiceForm({"session": str(session.id)}, sessions=choices)
@@ -341,7 +339,7 @@ def index_data(request: HttpRequest) -> HttpResponse:
 @require_GET
 @cached_response(anonymous_only=True)
 def forecast(request: HttpRequest) -> HttpResponse:
-    return _page(request, forecast_context, "predictor/forecast.html")
+    return _page(request, forecast_context, "predictor/forecast.html", _pending())
 
 
 @require_GET
@@ -353,7 +351,13 @@ def forecast_data(request: HttpRequest) -> HttpResponse:
 @require_GET
 @cached_response(anonymous_only=True)
 def evaluation(request: HttpRequest) -> HttpResponse:
-    return _page(request, evaluation_page_context, "predictor/evaluation.html")
+    return _page(request, evaluation_page_context, "predictor/evaluation.html", _pending())
+
+
+def _pending() -> dict[str, Any]:
+    """Queued or running work that will add sessions: the first-run demo's progress on the
+    session pages, empty or already partly filled."""
+    return {"pending": selectors_web.pending_work()}
 
 
 @require_GET

@@ -774,3 +774,22 @@ def test_empty_pages_show_the_work_that_will_fill_them(client, july):
         assert "(2 of 5 parts done)" in page and 'http-equiv="refresh"' in page
     Job.objects.update(status="succeeded")
     assert "data-pending" not in client.get("/forecast/").content.decode()
+
+
+def test_the_demo_progress_counts_its_finished_parts_on_every_session_page(client, july):
+    """A job of parts counts them as its Jobs page does (its own progress stays empty), and
+    a page that has sessions already still says more are coming, without reloading."""
+    from predictor.models import Job
+    from predictor.services.jobs import start_parent
+
+    demo = start_parent(Job.Kind.SWEEP, {"demo": True}, label="first-run demo: 4 sessions")
+    for status in ("succeeded", "failed", "running", "queued", "queued"):
+        Job.objects.create(kind=Job.Kind.TRAIN, arguments={}, parent=demo, status=status)
+    page = client.get("/forecast/")
+    assert "(2 of 5 parts done)" in page.content.decode() and "no-store" in page["Cache-Control"]
+    make_session(PRODUCTION)
+    make_evaluation(make_session(TrainingSession.Kind.EVALUATION, seed=1))
+    for url in ("/forecast/", "/evaluation/"):
+        page = client.get(url).content.decode()
+        assert "1 job still queued or running" in page and "(2 of 5 parts done)" in page
+        assert "reload this page" in page and 'http-equiv="refresh"' not in page

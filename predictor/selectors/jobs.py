@@ -29,7 +29,7 @@ def job_rows(
     The parts of a bigger job (a backtest's folds, a sweep's sessions) are left out unless
     `parts` is true or `kind` asks for them by name: `jobs <id>` lists a job's parts.
     """
-    jobs = _with_counts(Job.objects.all()).order_by("-created_at")
+    jobs = with_part_counts(Job.objects.all()).order_by("-created_at")
     if status:
         jobs = jobs.filter(status=status)
     if kind:
@@ -45,10 +45,10 @@ def job_rows(
 def job_detail(job: Job) -> dict:
     """One job in full: its row, arguments, worker, times, progress_state (the stored
     progress: done/total, epochs and losses) and each of its parts."""
-    job = _with_counts(Job.objects.filter(pk=job.pk)).get()
+    job = with_part_counts(Job.objects.filter(pk=job.pk)).get()
     now = timezone.now()
     row = job_row(job, now=now)
-    children = _with_counts(job.children.all()).order_by("created_at")
+    children = with_part_counts(job.children.all()).order_by("created_at")
     row |= {
         "arguments": job.arguments,
         "worker": job.worker,
@@ -72,7 +72,7 @@ def job_detail(job: Job) -> dict:
 
 def job_row(job: Job, *, now: datetime | None = None) -> dict:
     """id, kind, status, label, progress (text), session_id, age and duration in seconds,
-    error. `job` must come from _with_counts (its parts' counts are read for parents)."""
+    error. `job` must come from with_part_counts (its parts' counts are read for parents)."""
     now = now or timezone.now()
     session_id = job.session_id or (job.arguments or {}).get("session")
     if isinstance(session_id, dict):  # never: a session is an id
@@ -137,7 +137,8 @@ def sweep_results(job: Job) -> tuple[list[str], list[str]]:
     return sessions, backtests
 
 
-def _with_counts(jobs):
+def with_part_counts(jobs):
+    """The jobs with `parts` (their child jobs) and `parts_ended` (those finished)."""
     return jobs.annotate(
         parts=Count("children", distinct=True),
         parts_ended=Count("children", filter=Q(children__status__in=FINISHED), distinct=True),

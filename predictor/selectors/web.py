@@ -664,17 +664,16 @@ def pending_work() -> dict | None:
     """Top-level jobs still queued or running (e.g. the first-run demo), for the empty pages:
     {"count", "label" of the oldest, "done", "total" of its parts}; None when there are none."""
     from predictor.models import Job
+    from predictor.selectors.jobs import with_part_counts
 
     pending = Job.objects.filter(
         parent__isnull=True, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
     ).order_by("created_at")
-    first = pending.first()
+    first = with_part_counts(pending).first()
     if first is None:
         return None
-    progress = first.progress or {}
-    return {
-        "count": pending.count(),
-        "label": first.label,
-        "done": progress.get("done"),
-        "total": progress.get("total"),
-    }
+    if first.parts:  # a job of parts (the demo, a sweep): its finished parts, as its page counts
+        done, total = first.parts_ended, first.parts
+    else:
+        done, total = (first.progress or {}).get("done"), (first.progress or {}).get("total")
+    return {"count": pending.count(), "label": first.label, "done": done, "total": total}
