@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 from django.core.management import CommandError
+from django.test import Client
 from scipy import stats
 
 from predictor.models import Evaluation, Stock, StockPrediction, TrainingSession
@@ -222,6 +223,14 @@ def test_other_model_kinds_and_the_leaderboard(bars, artifact_dirs):
         persistence["direction_test"]["mean"] == 0.0
         and not persistence["direction_test"]["rejected"]
     )
+    # It calls no direction at all: no verdict of "worse than a coin" on claims never made.
+    assert persistence["direction_test"]["calls"] == 0
+    assert "the direction test does not apply" in persistence["verdict"]
+    assert "worse than a coin" not in persistence["verdict"]
+    page = Client().get(f"/evaluation/?session={sessions['persistence'].id}").content.decode()
+    assert "called no direction on any of the" in page and "reading bad" not in page
+    linear_test = present(session_evaluation(sessions["linear"].id)).results["test"]
+    assert linear_test["direction_test"]["calls"] > 0
     # Its errors are persistence's: no test against itself, and the reason is stored.
     persistence_dm = persistence["diebold_mariano"]
     assert persistence_dm["statistic"] is None and persistence_dm["p_value"] is None

@@ -85,6 +85,7 @@ class DirectionTest(TypedDict):
     binomial_p_value: float | None
     alpha: float
     rejected: bool
+    calls: NotRequired[int | None]  # absent from evaluations stored before it was kept
 
 
 class DieboldMariano(TypedDict):

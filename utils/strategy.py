@@ -212,6 +212,16 @@ def direction_hits(predicted: np.ndarray, actual: np.ndarray, last_close: np.nda
     return hits[moved].astype("float64")
 
 
+def direction_calls(predicted: np.ndarray, actual: np.ndarray, last_close: np.ndarray) -> int:
+    """On how many of the bars that moved the forecast called a direction at all: none for
+    persistence, whose every miss is a bar it made no claim about, not a wrong call."""
+    predicted, actual, last_close = (
+        np.asarray(a, dtype="float64") for a in (predicted, actual, last_close)
+    )
+    moved = move_direction(actual, last_close) != 0
+    return int((move_direction(predicted, last_close)[moved] != 0).sum())
+
+
 @dataclass(frozen=True)
 class DirectionTest:
     """The one-sided tests of "direction is called right more often than half the time"."""
@@ -224,12 +234,15 @@ class DirectionTest:
     binomial_p_value: float | None
     alpha: float
     rejected: bool
+    calls: int | None = None  # bars that moved on which the forecast called a direction
 
     def to_dict(self) -> shapes.DirectionTest:
         return cast(shapes.DirectionTest, asdict(self))
 
 
-def direction_test(hits: np.ndarray, alpha: float = 0.05) -> DirectionTest:
+def direction_test(
+    hits: np.ndarray, alpha: float = 0.05, *, calls: int | None = None
+) -> DirectionTest:
     """One-sample t-test of the hits against 0.5 (the original's) and the exact binomial test.
 
     Both one-sided (alternative: more than half right): the t-test by
@@ -245,7 +258,7 @@ def direction_test(hits: np.ndarray, alpha: float = 0.05) -> DirectionTest:
     hits = np.asarray(hits, dtype="float64")
     bars, count = len(hits), int(hits.sum())
     if bars < 2:
-        return DirectionTest(bars, count, _mean(hits), None, None, None, alpha, False)
+        return DirectionTest(bars, count, _mean(hits), None, None, None, alpha, False, calls)
     binomial = float(stats.binomtest(count, bars, 0.5, alternative="greater").pvalue)
     mean = float(hits.mean())
     if np.all(hits == hits[0]):
@@ -255,7 +268,9 @@ def direction_test(hits: np.ndarray, alpha: float = 0.05) -> DirectionTest:
         result = stats.ttest_1samp(hits, 0.5, alternative="greater")
         t_score, p_value = float(result.statistic), float(result.pvalue)
     rejected = bool(t_score > 0 and p_value < alpha)
-    return DirectionTest(bars, count, mean, _finite(t_score), p_value, binomial, alpha, rejected)
+    return DirectionTest(
+        bars, count, mean, _finite(t_score), p_value, binomial, alpha, rejected, calls
+    )
 
 
 def _mean(values: np.ndarray) -> float | None:

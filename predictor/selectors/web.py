@@ -556,6 +556,12 @@ def direction_reading(test: dict | None, *, in_sample: bool = False) -> str | No
     if not test or test.get("mean") is None:
         return None
     mean, t, p, alpha = test["mean"], test.get("t_score"), test.get("t_p_value"), test["alpha"]
+    if test.get("calls") == 0:
+        return (
+            f"The model called no direction on any of the {test['bars']} bars that moved: "
+            "each forecast is the last close (as persistence's are), so it makes no claim "
+            "that a coin could be compared with, and the direction test does not apply."
+        )
     if in_sample:
         return (
             f"The fits matched the direction on {mean:.1%} of {test['bars']} bars that moved"

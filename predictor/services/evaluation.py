@@ -224,7 +224,8 @@ def evaluate_part(
         spread_bps=spread_bps,
     )
     hits = strategy.direction_hits(part.predicted, part.actual, part.last_close)
-    direction = strategy.direction_test(hits, alpha)
+    calls = strategy.direction_calls(part.predicted, part.actual, part.last_close)
+    direction = strategy.direction_test(hits, alpha, calls=calls)
     dm: shapes.DieboldMariano
     if persistence:
         dm = strategy.DieboldMariano(None, None, None, None, len(part.times), 1).to_dict()
@@ -281,6 +282,11 @@ def _thin(count: int, most: int) -> list[int]:
 
 def verdict(direction: strategy.DirectionTest) -> str:
     """One sentence on the direction test, as a reader of the leaderboard wants it."""
+    if direction.calls == 0:
+        return (
+            f"no direction called on any of {direction.bars} bars that moved (every forecast "
+            "is the last close): the direction test does not apply"
+        )
     if direction.mean is None or direction.t_p_value is None:
         return f"too few bars that moved ({direction.bars}) to test the direction"
     share = f"direction right on {direction.mean:.1%} of {direction.bars} bars"
