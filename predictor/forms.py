@@ -104,12 +104,15 @@ class ForecastForm(SessionChoiceForm, DateRangeForm):
 
 def session_label(session) -> str:
     """'BTCUSD H · LSTM · W 48 · U 32 · log_return · 2020-12-01 10:00 · 3f2a91c0': symbol,
-    interval, model kind, the flags that differ from train_model's defaults, the creation time,
-    then the id, secondary. A backtest's fold session adds 'fold 2, seed 7', and one not yet
-    succeeded its status, '· failed': enough to tell sessions apart in a select."""
+    interval, model kind ('production' after it for a production session), the flags that
+    differ from train_model's defaults and that the kind reads (with -S/-E when given), the
+    creation time, then the id, secondary. A backtest's fold session adds 'fold 2, seed 7',
+    and one not yet succeeded its status, '· failed': enough to tell sessions apart in a
+    select."""
     parts = [
         f"{session.symbol} {session.interval}",
         selectors_web.model_label(session.model_kind),
+        *(["production"] if session.kind == "production" else []),
         *selectors_web.parameter_changes(session),
     ]
     if session.fold is not None:

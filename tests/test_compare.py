@@ -9,7 +9,7 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from predictor.models import Backtest, StockPrediction, TrainingSession
+from predictor.models import Backtest, Evaluation, StockPrediction, TrainingSession
 from tests.checks import present
 from tests.test_views import payload, traces, values
 from tests.training_support import BTC_FILE, import_days
@@ -177,3 +177,18 @@ def test_a_running_session_is_compared_with_a_reason_not_a_line(client, july):
     lines = traces(payload(response), "forecasts")
     assert not any(name.startswith("B ·") for name in lines)
     assert f"Session {running.id} is still running" in response.content.decode()
+
+
+def test_costs_are_shown_and_flags_a_kind_does_not_read_are_no_difference(client, july):
+    """Strategy returns at other costs are not comparable, so each pick's fee is a row; a
+    persistence session's stored network flags are 'n/a', never marked as differing."""
+    lstm = session_with(units=32)
+    persistence = session_with(model_kind="persistence", units=50, window=48)
+    Evaluation.objects.filter(session=lstm).update(fee_bps=10.0, spread_bps=2.0)
+    response = client.get(reverse("predictor:compare"), {"session": [lstm.id, persistence.id]})
+    assert response.status_code == 200
+    rows = {row["name"]: row for row in response.context["rows"]}
+    assert rows["Fee"]["cells"] == ["10 bp + 2 bp spread", "0 bp"] and rows["Fee"]["differs"]
+    assert rows["Units"]["cells"] == ["32", "n/a"] and not rows["Units"]["differs"]
+    assert rows["Epochs"]["cells"][1] == "n/a" and not rows["Epochs"]["differs"]
+    assert rows["Window"]["differs"]

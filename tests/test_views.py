@@ -695,14 +695,39 @@ def test_labels_name_the_flags_that_differ_from_the_defaults(client, july):
     )
     plain.refresh_from_db()
     changed.refresh_from_db()
-    assert session_label(plain) == f"BTCUSD H · LSTM · 2026-01-01 00:00 · {str(plain.id)[:8]}"
+    assert session_label(plain) == (
+        f"BTCUSD H · LSTM · production · 2026-01-01 00:00 · {str(plain.id)[:8]}"
+    )
     assert session_label(changed) == (
-        f"BTCUSD H · LSTM · W 48 · U 32 · log_return · 2026-01-01 00:05 · {str(changed.id)[:8]}"
+        "BTCUSD H · LSTM · production · W 48 · U 32 · log_return · 2026-01-01 00:05 · "
+        f"{str(changed.id)[:8]}"
     )
     html = client.get(reverse("predictor:forecast")).content.decode()
     options = dict(re.findall(r'<option value="([0-9a-f-]{36})"[^>]*>(.*?)</option>', html))
     assert "W 48 · U 32 · log_return" in options[str(changed.id)]
     assert "W " not in options[str(plain.id)] and "log_return" not in options[str(plain.id)]
+
+
+def test_labels_leave_out_flags_the_model_kind_does_not_read_and_name_the_range(july):
+    """Persistence stores train_model's default units like every session, but reads none of
+    the network's flags: they tell nothing apart. A range asked for with -S/-E is named."""
+    from predictor.forms import session_label
+
+    session = make_session(EVALUATION)
+    TrainingSession.objects.filter(pk=session.pk).update(
+        model_kind="persistence",
+        units=16,
+        epochs=3,
+        scaler="standard",
+        window=12,
+        requested_start=datetime(2020, 7, 2, tzinfo=UTC),
+    )
+    session.refresh_from_db()
+    label = session_label(session)
+    assert "Persistence · W 12 · ahead 3 · S 2020-07-02 · " in label
+    assert "U 16" not in label and "E 3" not in label and "standard" not in label
+    assert "production" not in label
+    assert selectors_web.leaderboard_rows([{"session_id": str(session.id)}])[0]["units"] is None
 
 
 def test_the_leaderboard_has_parameter_columns_and_compare_ticks(client, july):

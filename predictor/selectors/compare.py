@@ -21,7 +21,7 @@ from predictor.models import Backtest, StockPrediction, TrainingSession
 from predictor.selectors import NoBarsError, get_bars
 from predictor.selectors import live as selectors_live
 from predictor.selectors import web as selectors_web
-from predictor.selectors.evaluations import session_evaluation
+from predictor.selectors.evaluations import cost_settings, session_evaluation
 from utils.charts import MAX_POINTS
 from utils.timeframes import interval_seconds
 
@@ -135,26 +135,28 @@ def _backtest_pick(raw: str) -> Pick:
         "Kind": "walk-forward backtest",
         "Model": selectors_web.model_label(backtest.model_kind),
         "Symbol": f"{backtest.symbol} {backtest.interval}",
-        **{
-            name.replace("_", " ").capitalize(): selectors_web.parameter_text(
-                name, settings.get(name, "-")
-            )
-            for name, _ in selectors_web.PARAMETERS
-        },
+        **_flag_cells(settings, backtest),
         "Seed": ", ".join(map(str, backtest.seeds)),
         "Folds": plan,
         "Refit": f"every {backtest.retrain_every} bars"
         if backtest.retrain_every
         else "once a fold",
-        "Fee": f"{backtest.fee_bps:g} bp",
+        "Fee": _fee_text(backtest.fee_bps, backtest.spread_bps),
         "Created": f"{backtest.created_at:%Y-%m-%d %H:%M}",
     }
     pick = Pick(
         kind="backtest",
         id=str(backtest.id),
         name=f"{selectors_web.model_label(backtest.model_kind)} backtest",
-        label=f"backtest {backtest.symbol} {backtest.interval} · "
-        f"{selectors_web.model_label(backtest.model_kind)} · {plan} · {str(backtest.id)[:8]}",
+        label=" · ".join(
+            [
+                f"backtest {backtest.symbol} {backtest.interval}",
+                selectors_web.model_label(backtest.model_kind),
+                *selectors_web.setting_changes(settings, backtest.model_kind),
+                plan,
+                str(backtest.id)[:8],
+            ]
+        ),
         symbol=backtest.symbol,
         interval=backtest.interval,
         parameters=parameters,
@@ -175,19 +177,38 @@ def _backtest_pick(raw: str) -> Pick:
 
 
 def _session_parameters(session: TrainingSession) -> dict[str, str]:
+    fee_bps, spread_bps, _ = cost_settings(session, None, None, None)
     return {
         "Kind": session.kind + (f" (backtest fold {session.fold})" if session.fold else ""),
         "Model": selectors_web.model_label(session.model_kind),
         "Symbol": f"{session.symbol} {session.interval}",
-        **{
-            name.replace("_", " ").capitalize(): selectors_web.parameter_text(
-                name, getattr(session, name)
-            )
-            for name, _ in selectors_web.PARAMETERS
-        },
+        **_flag_cells({n: getattr(session, n) for n, _ in selectors_web.PARAMETERS}, session),
+        "Data": f"{session.data_start:%Y-%m-%d} to {session.data_end:%Y-%m-%d}"
+        if session.data_start and session.data_end
+        else "-",
         "Seed": str(session.seed),
+        "Fee": _fee_text(fee_bps, spread_bps),
         "Created": f"{session.created_at:%Y-%m-%d %H:%M}",
     }
+
+
+def _flag_cells(values: dict[str, Any], owner: TrainingSession | Backtest) -> dict[str, str]:
+    """One cell a training flag; NOT_USED where the model kind does not read it, so a
+    persistence session's stored default units never show as a difference."""
+    return {
+        name.replace("_", " ").capitalize(): selectors_web.parameter_text(
+            name, values.get(name, "-")
+        )
+        if selectors_web.parameter_applies(name, owner.model_kind)
+        else selectors_web.NOT_USED
+        for name, _ in selectors_web.PARAMETERS
+    }
+
+
+def _fee_text(fee_bps: float, spread_bps: float) -> str:
+    """The costs the strategy figures were computed with: they differ between picks as
+    often as the models do, and returns at other costs are not comparable."""
+    return f"{fee_bps:g} bp" + (f" + {spread_bps:g} bp spread" if spread_bps else "")
 
 
 # Scores shown, in order: (label, group in an evaluated part, key, format).
@@ -224,8 +245,8 @@ def comparison_table(picks: list[Pick]) -> list[dict]:
         raw = [pick.scores.get(label) for pick in picks]
         cells = ["-" if value is None else formats[label].format(value) for value in raw]
         rows.append({"group": "scores", "name": label, "cells": cells, "values": raw})
-    for row in rows:
-        row["differs"] = len(set(row["cells"])) > 1
+    for row in rows:  # a flag one model kind does not read is no difference
+        row["differs"] = len(set(row["cells"]) - {selectors_web.NOT_USED}) > 1
     return rows
 
 

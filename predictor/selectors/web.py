@@ -192,14 +192,61 @@ def parameter_text(name: str, value: object) -> str:
     return str(value)
 
 
+# The flags only a kind that trains a network reads (Forecaster.trains_network).
+NETWORK_PARAMETERS = frozenset(
+    {
+        "units",
+        "epochs",
+        "batch_size",
+        "dropout",
+        "optimizer",
+        "loss",
+        "activation",
+        "shuffle_buffer",
+    }
+)
+# The fields a label reads besides PARAMETERS: load them with the session (`.only()`).
+LABEL_FIELDS = ("kind", "model_kind", "requested_start", "requested_end", *dict(PARAMETERS))
+NOT_USED = "n/a"
+
+
+def parameter_applies(name: str, model_kind: str) -> bool:
+    """Whether the model kind reads this flag at all: a persistence session's units are
+    train_model's default, stored but meaningless, and must not tell sessions apart."""
+    kind = REGISTRY.get(model_kind)
+    if kind is None:
+        return True
+    if name in NETWORK_PARAMETERS:
+        return kind.trains_network
+    if name == "scaler":
+        return kind.uses_scaler
+    if name == "features":
+        return not kind.close_only
+    return True
+
+
 def parameter_changes(session) -> list[str]:
     """The session's flags that differ from train_model's defaults, shortly named, e.g.
-    ["W 48", "U 32", "log_return"]: what tells two sessions of one model kind apart."""
+    ["W 48", "U 32", "log_return", "S 2020-11-01"]: what tells two sessions of one model
+    kind apart. Flags the model kind does not read are left out; the range asked for with
+    -S/-E is named when one was."""
+    values = {name: getattr(session, name) for name, _ in PARAMETERS}
+    changes = setting_changes(values, session.model_kind)
+    for flag, moment in (("S", session.requested_start), ("E", session.requested_end)):
+        if moment is not None:
+            changes.append(f"{flag} {moment:%Y-%m-%d}")
+    return changes
+
+
+def setting_changes(values: dict[str, Any], model_kind: str) -> list[str]:
+    """The training flags among `values` that differ from the defaults and that the model
+    kind reads, shortly named (sessions, and the settings a backtest trains its folds with)."""
     defaults = parameter_defaults()
     changes = []
     for name, short in PARAMETERS:
-        value = getattr(session, name)
-        default = defaults[name]
+        if name not in values or not parameter_applies(name, model_kind):
+            continue
+        value, default = values[name], defaults[name]
         if name == "other_symbols":
             value, default = list(value or ()), list(default or ())
         if value == default:
@@ -227,9 +274,9 @@ def sessions(kind: str) -> list[TrainingSession]:
     return list(
         TrainingSession.objects.filter(kind=kind)
         .only(
-            *("id", "kind", "symbol", "interval", "created_at", "version", "data_start"),
-            *("data_end", "model_kind", "fold", "seed", "status"),
-            *(name for name, _ in PARAMETERS),
+            *("id", "symbol", "interval", "created_at", "version", "data_start"),
+            *("data_end", "fold", "seed", "status"),
+            *LABEL_FIELDS,
         )
         .order_by("-created_at")
     )
@@ -603,7 +650,7 @@ def leaderboard_rows(rows: list[dict]) -> list[dict]:
     found = {
         str(s.id): s
         for s in TrainingSession.objects.filter(pk__in=[row["session_id"] for row in rows]).only(
-            "id", *(name for name, _ in PARAMETERS)
+            "id", *LABEL_FIELDS
         )
     }
     shown = []
@@ -613,7 +660,7 @@ def leaderboard_rows(rows: list[dict]) -> list[dict]:
         if session is not None:
             extra |= {
                 "window": session.window,
-                "units": session.units,
+                "units": session.units if parameter_applies("units", session.model_kind) else None,
                 "target": session.target,
                 "parameters": " · ".join(parameter_changes(session)) or "defaults",
             }

@@ -72,8 +72,9 @@ class Forecaster(ABC):
     branch per kind: `production` (may make production sessions, which forecast beyond the
     last bar and can be updated with -X), `multi_step` (may predict more than one bar
     ahead), `close_only` (models the predicted close alone: no extra features, symbols or
-    log-return target), `uses_scaler` (writes a scaler file), `model_suffix` (the model
-    file's suffix).
+    log-return target), `uses_scaler` (writes a scaler file), `trains_network` (the network
+    flags -U -E -B -D -Z -L -A and the shuffle buffer mean something to it), `model_suffix`
+    (the model file's suffix).
     """
 
     kind: ClassVar[str] = ""
@@ -83,6 +84,7 @@ class Forecaster(ABC):
     multi_step: ClassVar[bool] = False
     close_only: ClassVar[bool] = False
     uses_scaler: ClassVar[bool] = True
+    trains_network: ClassVar[bool] = False
     model_suffix: ClassVar[str] = ".json"
     file_format: ClassVar[str] = ""
     scaler_: Scaler  # the kinds that use one (uses_scaler): set by fit and by load

@@ -25,6 +25,7 @@ class RecurrentForecaster(WindowForecaster):
 
     cell: ClassVar[str] = "LSTM"
     production = True
+    trains_network = True
     multi_step = True
     model_suffix = ".keras"
     file_format = "Keras model (.keras, loaded with safe_mode=True)"
