@@ -30,6 +30,7 @@ from predictor.selectors.evaluations import (
     HOLM_NOTE,
     backtest_rows,
     leaderboard,
+    mixed_bars_note,
     session_evaluation,
 )
 from utils import charts
@@ -254,8 +255,10 @@ def evaluation_page_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     """The evaluation page adds the leaderboard; its JSON twin redraws only the session."""
     context, status = evaluation_context(params)
     if context.get("form") is not None:
-        context["leaderboard"] = selectors_web.leaderboard_rows(leaderboard())
+        rows = leaderboard()
+        context["leaderboard"] = selectors_web.leaderboard_rows(rows)
         context["holm_note"] = HOLM_NOTE
+        context["mixed_note"] = mixed_bars_note(rows)
         context["backtests"] = selectors_web.backtest_table(backtest_rows())
         context["backtest_note"] = BACKTEST_NOTE
     return context, status

@@ -497,7 +497,12 @@ def test_leaderboard_shows_holm_adjusted_p_values_and_says_so(client, july):
     assert "p (t, Holm)" in board
     # Two sessions: 0.03 x 2 = 0.06 and max(0.06, 0.04) = 0.06; neither beats a coin.
     assert board.count(">0.060<") == 2 and "beats a coin" not in board
-    assert "Holm-Bonferroni" in html
+    assert "Holm-Bonferroni" in html and "data-mixed-bars" not in html
+    # A daily session among hourly ones: the ranking mixes bars, and the page says so.
+    TrainingSession.objects.filter(pk=second.pk).update(interval="D")
+    html = client.get(reverse("predictor:evaluation")).content.decode()
+    assert "scored on different bars (BTCUSD D, BTCUSD H)" in html
+    assert "same test bars" not in html
 
 
 def test_the_evaluation_endpoint_redraws_another_session(client, july):

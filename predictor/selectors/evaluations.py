@@ -46,9 +46,23 @@ def cost_settings(
 HOLM_NOTE = (
     "All figures are the test part's (out-of-sample); training-part figures are in-sample "
     "(fitted) and never ranked. Holm p is the direction t-test's p-value Holm-Bonferroni "
-    "adjusted (step-down) over the sessions listed here, since they are all judged on the same "
-    "test bars; the verdict rejects coin flipping only when the adjusted p is below alpha."
+    "adjusted (step-down) over every session listed here, the family a reader picks a winner "
+    "from; the verdict rejects coin flipping only when the adjusted p is below alpha."
 )
+
+
+def mixed_bars_note(rows: list[dict]) -> str | None:
+    """A warning when the listed sessions were not scored on the same bars: rel MAE then
+    compares each with persistence on its own bars, and the ranking mixes unlike things."""
+    series = sorted({f"{row['symbol']} {row['interval']}" for row in rows})
+    if len(series) < 2:
+        return None
+    return (
+        f"These sessions were scored on different bars ({', '.join(series)}): each relative "
+        "MAE compares a model with persistence on its own bars, so rank within one series "
+        "(./manage.py leaderboard -N SYMBOL -I INTERVAL lists one)."
+    )
+
 
 # The keys of each leaderboard row, in display order.
 LEADERBOARD_COLUMNS = (

@@ -4,7 +4,13 @@ from django.core.management.base import CommandError
 
 from predictor.management.base import OracleCommand
 from predictor.management.commands.evaluate import fmt
-from predictor.selectors.evaluations import BACKTEST_NOTE, HOLM_NOTE, backtest_rows, leaderboard
+from predictor.selectors.evaluations import (
+    BACKTEST_NOTE,
+    HOLM_NOTE,
+    backtest_rows,
+    leaderboard,
+    mixed_bars_note,
+)
 
 
 class Command(OracleCommand):
@@ -54,6 +60,8 @@ class Command(OracleCommand):
                 f"{rejected} at {row['alpha']:g} (Holm)"
             )
         self.stdout.write(HOLM_NOTE)
+        if note := mixed_bars_note(rows):
+            self.stdout.write(note)
 
     def _backtests(self, rows: list[dict]) -> None:
         self.stdout.write("")
