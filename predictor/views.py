@@ -176,7 +176,11 @@ def forecast_context(params: QueryDict) -> tuple[dict[str, Any], int]:
             data.actual, data.fitted, data.future, title, test=data.test, live=data.live
         )
     }
-    context |= {"interval": data.interval, "future": data.future}
+    context |= {
+        "interval": data.interval,
+        "future": data.future,
+        "future_provisional": selectors_web.provisional_bars_among(session, data.future.index),
+    }
     return context, 200
 
 

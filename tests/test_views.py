@@ -823,3 +823,18 @@ def test_the_demo_progress_counts_its_finished_parts_on_every_session_page(clien
         page = client.get(url).content.decode()
         assert "1 job still queued or running" in page and "(2 of 5 parts done)" in page
         assert "reload this page" in page and 'http-equiv="refresh"' not in page
+
+
+def test_a_forecast_of_the_provisional_newest_bar_says_why_it_is_still_ahead(client, july):
+    """The newest stored bar may still have been forming: its forecast is not scored and is
+    listed beyond the last complete bar, which the page must explain (it is a stored bar)."""
+    session = make_session(PRODUCTION)
+    newest = datetime(2020, 7, 14, 23, tzinfo=UTC)
+    assert Stock.objects.get(symbol="BTCUSD", time=newest).provisional
+    StockPrediction.objects.filter(session=session, time=newest).update(actual_close=None)
+    body = client.get(reverse("predictor:forecast_data"), {"session": session.id}).json()
+    assert "The bar at 2020-07-14 23:00 UTC is stored but provisional" in body["html"]
+    Stock.objects.filter(time=newest).update(provisional=False)
+    StockPrediction.objects.filter(session=session, time=newest).update(actual_close=9000.0)
+    body = client.get(reverse("predictor:forecast_data"), {"session": session.id}).json()
+    assert "data-future-provisional" not in body["html"]

@@ -336,6 +336,24 @@ def future_predictions(session: TrainingSession) -> pd.Series:
     return series[~series.index.duplicated(keep="first")]
 
 
+def provisional_bars_among(session: TrainingSession, times: pd.DatetimeIndex) -> list[datetime]:
+    """Which of these forecast times are stored bars still marked provisional (forming when
+    stored): listed beyond the last complete bar, their forecasts scored once an update
+    stores them complete."""
+    if not len(times):
+        return []
+    return list(
+        Stock.objects.filter(
+            symbol=session.symbol,
+            time__in=[time.to_pydatetime() for time in times],
+            provisional=True,
+        )
+        .order_by("time")
+        .values_list("time", flat=True)
+        .distinct()
+    )
+
+
 def one_step_predictions(
     session: TrainingSession,
     start: datetime | None,
