@@ -37,8 +37,8 @@ from utils.features import FEATURE_SETS, SCALERS, TARGETS
 from utils.walk_forward import TRAIN_WINDOWS
 
 WHAT_CHOICES = (
-    ("evaluation", "Evaluation session (train/test split, scored)"),
-    ("production", "Production session (all bars, can be updated)"),
+    ("evaluation", "Evaluation session (train/test split; forecast, evaluated, ranked)"),
+    ("production", "Production session (all bars, forecast; can be updated)"),
     ("backtest", "Walk-forward backtest (folds x seeds)"),
     ("sweep", "Sweep over a grid of settings"),
 )

@@ -83,9 +83,11 @@ def _queue(form: LaunchForm, created_by: str) -> Job:
     if form.plan is not None:
         return job_handlers.queue_backtest(form.plan, created_by=created_by)
     with transaction.atomic():
+        # The page offers no forecast button: a session launched here is forecast (and an
+        # evaluation session evaluated) by the same job, as the demo's and a sweep's are.
         return jobs.enqueue(
             Job.Kind.TRAIN,
-            {"config": jobs.training_arguments(form.config)},
+            {"config": jobs.training_arguments(form.config), "then_forecast": True},
             label=form.job_label(),
             created_by=created_by,
         )

@@ -385,6 +385,8 @@ def test_launch_a_session_and_watch_it_finish(page, live_server, job_bars, worke
     assert "succeeded" in page.inner_text(f"tr[data-job='{job.id}']")
     page.goto(f"{live_server.url}{link}")
     assert page.input_value("#id_session") == str(job.session_id)
+    # Forecast and evaluated by the same job: ranked on the leaderboard, no command needed.
+    assert page.query_selector(f"#leaderboard tr[data-session='{job.session_id}']") is not None
     assert page.console_errors == []
 
 

@@ -252,6 +252,7 @@ def test_a_good_session_queues_exactly_one_training_job_and_opens_its_page(staff
     assert (config.batch_size, config.seed, config.evaluation) == (16, 3, True)
     assert config.dropout == 0.2 and config.scaler == "minmax"  # empty: the command's default
     assert TrainingSession.objects.count() == 0  # the worker makes the session
+    assert job.arguments["then_forecast"] is True  # no forecast button: the job forecasts too
 
 
 def test_a_production_session_is_queued_as_one(staff, bars):

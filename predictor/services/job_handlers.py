@@ -50,7 +50,7 @@ def run_train(job: Job, progress: Progress) -> None:
     validate_model_kind(config)
     data = prepare_training_data(config)
     session = train(config, data, on_epoch=progress.epoch)
-    if job.arguments.get("then_forecast"):  # a sweep's session: forecast and evaluate it too
+    if job.arguments.get("then_forecast"):  # sweeps, the demo, the launch page: forecast too
         _forecast_and_evaluate(str(session.id), progress)
 
 
