@@ -10,7 +10,7 @@ the endpoints), a bad date range a form error with status 400.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -53,7 +53,8 @@ def _merge(defaults: dict[str, str], params: QueryDict) -> dict[str, str]:
 
 
 def _day(value) -> str:
-    return f"{value:%Y-%m-%d}"
+    """ISO day, the year in four digits whatever it is (strftime's %Y writes year 1 as '1')."""
+    return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
 
 
 def _bound_dates(form, span: tuple | None) -> None:

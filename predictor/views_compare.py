@@ -88,6 +88,7 @@ def compare_context(params: QueryDict) -> tuple[dict[str, Any], int]:
     ]
     return {
         "picks": picks,
+        "session_picks": [pick for pick in picks if pick.kind == "session"],
         "rows": selectors_compare.comparison_table(picks),
         "figures": figures,
         "reasons": reasons,

@@ -208,6 +208,7 @@ def test_the_evaluation_page_shows_the_backtest_and_its_fold_sessions(bars, arti
     fold = record.sessions.get(fold=2)
     page = client.get(f"/evaluation/?session={fold.id}")
     assert page.status_code == 200 and "Linear regression" in page.content.decode()
+    assert "Fold 2 (seed" in page.content.decode() and "never forecast" in page.content.decode()
 
 
 @pytest.mark.django_db

@@ -120,6 +120,10 @@ def test_a_backtest_beside_a_session_and_a_production_sessions_live_forecasts(cl
     html = response.content.decode()
     assert "a production session; its out-of-sample forecasts are its live ones" in html
     assert "forecasts and equity of seed 7, all folds pooled" in html
+    downloads = re.search(r"<p class=\"downloads\" data-downloads>(.*?)</p>", html, re.S)
+    assert downloads and "B scores</a> (a backtest's forecasts are its fold sessions'" in (
+        downloads.group(1)
+    )
     rows = {row["name"]: row for row in response.context["rows"]}
     assert rows["Kind"]["cells"] == ["evaluation", "production", "walk-forward backtest"]
     assert rows["Kind"]["differs"]

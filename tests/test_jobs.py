@@ -100,8 +100,9 @@ def test_the_embedded_queue_runs_the_same_jobs_with_no_redis(bars, workers, tmp_
     folder = tmp_path / "queue"
     (folder / "control").mkdir(parents=True)
     workers.start(CELERY_BROKER_URL="", CRYPTOORACLE_JOBS_DIR=str(folder), name="embedded")
-    app.conf.broker_url = "filesystem://"  # type: ignore[misc]  # celery-types: read-only, wrongly
-    app.conf.broker_transport_options = broker_transport_options("filesystem://", folder)
+    url = "filesystem://localhost/"  # as the settings' default (a hostname: no kombu warning)
+    app.conf.broker_url = url  # type: ignore[misc]  # celery-types: read-only, wrongly
+    app.conf.broker_transport_options = broker_transport_options(url, folder)
     _drop_connections(app)
     job = queue_training(model_kind="linear", seed=6)
     wait_for(lambda: ended(job), 60, "the job on the embedded queue")

@@ -838,3 +838,9 @@ def test_a_forecast_of_the_provisional_newest_bar_says_why_it_is_still_ahead(cli
     StockPrediction.objects.filter(session=session, time=newest).update(actual_close=9000.0)
     body = client.get(reverse("predictor:forecast_data"), {"session": session.id}).json()
     assert "data-future-provisional" not in body["html"]
+
+
+def test_an_empty_range_in_year_one_names_its_days_in_four_digits(client, july):
+    body = client.get(reverse("predictor:index_data"), {"start": "0001-01-01", "end": "0001-01-02"})
+    assert body.status_code == 200
+    assert "No BTCUSD bars between 0001-01-01 and 0001-01-02 (UTC)." in body.json()["empty"]

@@ -237,7 +237,9 @@ COINAPI_SYMBOL_IDS = coinapi_symbol_ids({}, os.environ.get("COINAPI_SYMBOL_IDS",
 JOBS_DIR = Path(os.environ.get("CRYPTOORACLE_JOBS_DIR", BASE_DIR / "var" / "queue"))
 # Heroku's Redis add-on sets REDIS_URL; CELERY_BROKER_URL wins when both are set.
 CELERY_BROKER_URL = (
-    os.environ.get("CELERY_BROKER_URL", "") or os.environ.get("REDIS_URL", "") or "filesystem://"
+    os.environ.get("CELERY_BROKER_URL", "")
+    or os.environ.get("REDIS_URL", "")
+    or "filesystem://localhost/"
 )
 
 

@@ -46,7 +46,7 @@ JOBS_DIR = Path(
     os.environ.get("CRYPTOORACLE_JOBS_DIR")
     or Path(tempfile.gettempdir()) / f"cryptooracle-test-queue-{os.getpid()}"
 )
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "") or "filesystem://localhost/"
 CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL, JOBS_DIR)
 
 # No response caching unless a test asks for it (tests/test_caching.py switches "default" to
