@@ -81,17 +81,14 @@ def source_bar_length(
     put parts of one bar into two buckets, so it is never used.
     """
     target = interval_seconds(interval)
-    for bar_length in stored_bar_lengths(symbol):
-        length = timeframe_seconds(bar_length)
-        if length > target or target % length:
-            continue
-        if _series(symbol, bar_length, start, end).exists():
-            return bar_length
     fitting = [
         length
         for length in stored_bar_lengths(symbol)
         if timeframe_seconds(length) <= target and target % timeframe_seconds(length) == 0
     ]
+    for bar_length in fitting:
+        if _series(symbol, bar_length, start, end).exists():
+            return bar_length
     if not fitting:
         raise NoBarsError(f"no stored {symbol} bars fine enough for interval {interval!r}")
     first, last = (

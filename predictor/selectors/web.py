@@ -151,7 +151,7 @@ def chart_bars(symbol: str, start: datetime, end: datetime) -> ChartBars | None:
     first, last = span
     step = timedelta(seconds=timeframe_seconds(finest))
     interval = chart_interval(first, last + step, timeframe_seconds(finest))
-    bars = get_bars(symbol, interval, max(start, first), min(end, last + step))
+    bars = get_bars(symbol, interval, start, end)
     return ChartBars(bars, interval, first, last) if not bars.empty else None
 
 
@@ -205,7 +205,7 @@ NETWORK_PARAMETERS = frozenset(
         "shuffle_buffer",
     }
 )
-# The fields a label reads besides PARAMETERS: load them with the session (`.only()`).
+# Every field a label reads (PARAMETERS among them): load them with the session (`.only()`).
 LABEL_FIELDS = ("kind", "model_kind", "requested_start", "requested_end", *dict(PARAMETERS))
 NOT_USED = "n/a"
 
@@ -743,8 +743,9 @@ def pending_work() -> dict | None:
     first = with_part_counts(pending).first()
     if first is None:
         return None
+    progress = first.progress or {}
     if first.parts:  # a job of parts (the demo, a sweep): its finished parts, as its page counts
         done, total = first.parts_ended, first.parts
     else:
-        done, total = (first.progress or {}).get("done"), (first.progress or {}).get("total")
+        done, total = progress.get("done"), progress.get("total")
     return {"count": pending.count(), "label": first.label, "done": done, "total": total}
